@@ -1,0 +1,25 @@
+"""POST /api/webhooks/replicate — Replicate's signed training callbacks."""
+
+from lib import database, training_events
+from lib.http import Request, Response, endpoint, json_response
+from lib.settings import get_settings
+from lib.webhooks import verify_replicate
+
+# Deliveries carry the whole log, which grows to a few MB over a long training.
+BODY_LIMIT = 16 * 1024 * 1024
+
+
+def replicate_webhook(request: Request) -> Response:
+    """Verify the signature over the raw body, then apply the event once."""
+    settings = get_settings()
+    body = request.get_data()
+    webhook_id = verify_replicate(settings, request.headers, body)
+    payload = training_events.parse_payload(body)
+    with database.connect(settings) as conn:
+        outcome = training_events.record_webhook(
+            conn, webhook_id=webhook_id, payload=payload, run_hint=request.args.get("run")
+        )
+    return json_response({"received": True, "outcome": outcome})
+
+
+app = endpoint(replicate_webhook, "POST", max_body=BODY_LIMIT)

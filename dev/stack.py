@@ -1,0 +1,103 @@
+"""The local stack: each outside part is real when its variable is set, else simulated.
+
+`make dev` and the test suite both start it, so the tests exercise what a newcomer runs.
+"""
+
+import os
+import secrets
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from werkzeug.serving import BaseWSGIServer
+
+from dev.server import PROJECT_ROOT, VercelRouter, discover_routes, serve
+
+DEV_JWT_SECRET = "sselfie-dev-secret-not-for-production"
+
+
+@dataclass
+class LocalStack:
+    url: str
+    database_url: str
+    parts: dict[str, str]  # part -> "real" or a description of its simulator
+    server: BaseWSGIServer
+    replicate: object | None = None  # dev.replicate_emulator.ReplicateEmulator when simulated
+    blob: object | None = None  # dev.blob_emulator.BlobEmulator when simulated
+    _closers: list = field(default_factory=list)
+
+    def close(self) -> None:
+        """Stop the server and every simulator."""
+        self.server.shutdown()
+        for close in reversed(self._closers):
+            close()
+
+
+def embedded_postgres(data_dir: Path) -> str:
+    """A PostgreSQL server of our own under data_dir (pgserver), for machines without one."""
+    import pgserver
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return pgserver.get_server(data_dir, cleanup_mode="stop").get_uri()
+
+
+def start_stack(
+    env: MutableMapping[str, str] = os.environ,
+    *,
+    port: int = 0,
+    data_dir: Path = PROJECT_ROOT / ".data",
+    walk_trainings: bool = True,
+) -> LocalStack:
+    """Start simulators for what `env` leaves unset, write their settings into env, serve api/."""
+    parts: dict[str, str] = {}
+    closers: list = []
+    if not env.get("DATABASE_URL"):
+        env["DATABASE_URL"] = embedded_postgres(data_dir / "postgres")
+        parts["PostgreSQL"] = f"embedded (pgserver, {data_dir / 'postgres'})"
+    else:
+        parts["PostgreSQL"] = "real (DATABASE_URL)"
+    replicate = _replicate(env, parts, closers, walk_trainings)
+    blob = _blob(env, parts, closers, data_dir)
+    if not env.get("AUTH_JWT_SECRET") and not env.get("AUTH_JWKS_URL"):
+        env["AUTH_JWT_SECRET"] = DEV_JWT_SECRET
+        parts["Auth"] = "dev HS256 secret (tokens from /_dev/token)"
+    router = VercelRouter(
+        discover_routes(),
+        storage_dir=Path(env.get("LOCAL_STORAGE_DIR", data_dir / "storage")),
+        token_secret=env["AUTH_JWT_SECRET"] if parts.get("Auth") else None,
+    )
+    server = serve(router, port)
+    url = f"http://127.0.0.1:{server.port}"
+    env.setdefault("PUBLIC_BASE_URL", url)
+    return LocalStack(url, env["DATABASE_URL"], parts, server, replicate, blob, closers)
+
+
+def _replicate(env, parts, closers, walk_trainings: bool):
+    if env.get("REPLICATE_API_TOKEN"):
+        parts["Replicate"] = "real (REPLICATE_API_TOKEN)"
+        return None
+    from dev.replicate_emulator import ReplicateEmulator
+
+    token = "r8_dev_" + secrets.token_hex(8)
+    emulator = ReplicateEmulator(
+        token=token, auto_walk=walk_trainings, starting_seconds=2, processing_seconds=20
+    ).start()
+    closers.append(emulator.stop)
+    env["REPLICATE_API_TOKEN"] = token
+    env["REPLICATE_BASE_URL"] = emulator.url
+    parts["Replicate"] = f"simulated at {emulator.url} (trains nothing, sends signed webhooks)"
+    return emulator
+
+
+def _blob(env, parts, closers, data_dir: Path):
+    if env.get("BLOB_READ_WRITE_TOKEN") or env.get("STORAGE_BACKEND"):
+        parts["Storage"] = f"real ({env.get('STORAGE_BACKEND') or 'blob'})"
+        return None
+    from dev.blob_emulator import BlobEmulator
+
+    emulator = BlobEmulator(root=data_dir / "blob").start()
+    closers.append(emulator.stop)
+    env["BLOB_READ_WRITE_TOKEN"] = emulator.token
+    env["VERCEL_BLOB_API_URL"] = emulator.url
+    parts["Storage"] = f"simulated Vercel Blob at {emulator.url}"
+    return emulator

@@ -1,0 +1,75 @@
+"""The caller's models: lookups scoped by user, and the JSON shape the frontend reads."""
+
+import uuid
+from datetime import UTC
+from typing import Any
+
+import psycopg
+
+from lib.errors import NotFound
+
+# Replicate's status of the latest run, as the frontend sees the model.
+PUBLIC_STATUS = {
+    "pending": "starting",
+    "starting": "starting",
+    "processing": "training",
+    "succeeded": "completed",
+    "failed": "failed",
+    "canceled": "canceled",
+}
+
+MODEL_WITH_LATEST_RUN = """
+    SELECT m.*, r.id AS run_id, r.status AS run_status, r.status_rank, r.progress, r.error,
+           r.replicate_training_id, r.started_at, r.completed_at, r.last_event_at,
+           r.last_polled_at
+    FROM user_models m
+    JOIN LATERAL (
+        SELECT * FROM training_runs WHERE model_id = m.id ORDER BY created_at DESC LIMIT 1
+    ) r ON true
+"""
+
+
+def find_model(conn: psycopg.Connection, *, user_id: str, model_id: str) -> dict[str, Any]:
+    """The caller's model with its latest run; 404 for unknown ids and other users' ids alike."""
+    if not _is_uuid(model_id):
+        raise NotFound("Model not found", code="model_not_found")
+    row = conn.execute(
+        MODEL_WITH_LATEST_RUN + " WHERE m.id = %s AND m.user_id = %s", (model_id, user_id)
+    ).fetchone()
+    if row is None:
+        raise NotFound("Model not found", code="model_not_found")
+    return row
+
+
+def model_json(row: dict[str, Any]) -> dict[str, Any]:
+    """The contract's `model` object."""
+    return {
+        "id": str(row["id"]),
+        "name": row["name"],
+        "modelType": row["model_type"],
+        "gender": row["gender"],
+        "triggerWord": row["trigger_word"],
+        "status": PUBLIC_STATUS[row["run_status"]],
+        "progress": 100 if row["run_status"] == "succeeded" else row["progress"],
+        "error": row["error"],
+        "replicateModelId": row["replicate_model_id"],
+        "replicateVersionId": row["replicate_version_id"],
+        "loraWeightsUrl": row["lora_weights_url"],
+        "createdAt": _iso(row["created_at"]),
+        "startedAt": _iso(row["started_at"]),
+        "completedAt": _iso(row["completed_at"]),
+    }
+
+
+def _iso(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,207 @@
+"""Replicate, through the official client: the single choke point for every call we make.
+
+The `replicate` package costs ~200 ms to import, so it is imported only when a call is made;
+the progress and webhook functions usually answer without it.
+"""
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import httpx
+
+from lib.errors import ApiError, BadGateway, ConfigError, GatewayTimeout, ServiceUnavailable
+from lib.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+TIMEOUT = httpx.Timeout(10.0, connect=5.0, read=20.0, write=20.0, pool=5.0)
+MAX_ATTEMPTS = 3
+MAX_RETRY_WAIT_SECONDS = 2.0
+WEBHOOK_EVENTS = ["start", "logs", "completed"]
+TOKEN_MISSING = "REPLICATE_API_TOKEN environment variable is not set"
+
+# Per-process caches keyed by (base URL, token): a trainer version and the account do not change
+# within an instance's life.
+_cache: dict[tuple[str, ...], str] = {}
+_cache_lock = threading.Lock()
+_secret_fetched_at: dict[tuple[str, ...], float] = {}
+SECRET_REFRESH_SECONDS = 60
+T = TypeVar("T")
+
+
+class BoundedRetryTransport(httpx.HTTPTransport):
+    """Retries idempotent requests on 429/503/504 a few times, never waiting long.
+
+    Mounted in place of the client's own retry transport, which honours any Retry-After and
+    would hold a serverless function for minutes.
+    """
+
+    RETRY_STATUSES = frozenset({429, 503, 504})
+    RETRY_METHODS = frozenset({"GET", "HEAD", "DELETE"})
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            response = super().handle_request(request)
+            retry = request.method in self.RETRY_METHODS and response.status_code in (
+                self.RETRY_STATUSES
+            )
+            if not retry or attempt == MAX_ATTEMPTS:
+                return response
+            response.close()
+            time.sleep(min(MAX_RETRY_WAIT_SECONDS, 0.2 * 2**attempt * random.uniform(0.9, 1.1)))
+        raise AssertionError("unreachable")
+
+
+class Replicate:
+    """The calls this product makes to Replicate, each mapped to the contract's errors."""
+
+    def __init__(self, settings: Settings) -> None:
+        if not settings.replicate_api_token:
+            raise ConfigError(TOKEN_MISSING)
+        self._settings = settings
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        """The official client, built on first use."""
+        if self._client is None:
+            import replicate
+
+            self._client = replicate.Client(
+                api_token=self._settings.replicate_api_token,
+                base_url=self._settings.replicate_base_url,
+                timeout=TIMEOUT,
+                mounts={"all://": BoundedRetryTransport()},
+            )
+        return self._client
+
+    def trainer_version(self) -> str:
+        """The configured trainer version, else the trainer model's latest, resolved once."""
+        if self._settings.trainer_version:
+            return self._settings.trainer_version
+        model = self._settings.trainer_model
+        return self._cached(
+            "trainer", model, lambda: self.client.models.get(model).latest_version.id
+        )
+
+    def destination_owner(self) -> str:
+        """The account that owns destination models."""
+        if self._settings.destination_owner:
+            return self._settings.destination_owner
+        return self._cached("owner", "", lambda: self.client.accounts.current().username)
+
+    def webhook_secret(self, *, refresh: bool = False) -> str:
+        """The signing secret: configured, else fetched from Replicate once per instance."""
+        if self._settings.replicate_webhook_secret:
+            return self._settings.replicate_webhook_secret
+        key = self._key("secret", "")
+        if refresh and time.monotonic() - _secret_fetched_at.get(key, 0) > SECRET_REFRESH_SECONDS:
+            _cache.pop(key, None)  # at most once a minute: forged deliveries cannot make us spin
+            _secret_fetched_at[key] = time.monotonic()
+        return self._cached("secret", "", lambda: self.client.webhooks.default.secret().key)
+
+    def ensure_model(self, name: str) -> str:
+        """Create the private destination model `owner/name` unless it exists; return its id."""
+        owner = self.destination_owner()
+        self._call(
+            lambda: self.client.models.create(
+                owner=owner, name=name, visibility="private", hardware="gpu-t4"
+            ),
+            tolerate=409,  # it already exists: reuse it
+        )
+        return f"{owner}/{name}"
+
+    def create_training(
+        self, *, destination: str, training_input: dict[str, Any], webhook: str | None
+    ) -> dict[str, Any]:
+        """Start a training of the configured trainer into `destination`."""
+        model, version = self._settings.trainer_model, self.trainer_version()
+        options: dict[str, Any] = {"destination": destination, "input": training_input}
+        if webhook:
+            options |= {"webhook": webhook, "webhook_events_filter": WEBHOOK_EVENTS}
+        training = self._call(
+            lambda: self.client.trainings.create(model=model, version=version, **options)
+        )
+        return training_snapshot(training)
+
+    def get_training(self, training_id: str) -> dict[str, Any]:
+        """The training as Replicate sees it now (404 raises NotFoundUpstream)."""
+        return training_snapshot(self._call(lambda: self.client.trainings.get(training_id)))
+
+    def cancel_training(self, training_id: str) -> dict[str, Any]:
+        """Ask Replicate to cancel a training."""
+        return training_snapshot(self._call(lambda: self.client.trainings.cancel(training_id)))
+
+    def _cached(self, kind: str, name: str, load: Callable[[], str]) -> str:
+        key = self._key(kind, name)
+        with _cache_lock:
+            if key not in _cache:
+                _cache[key] = self._call(load)
+            return _cache[key]
+
+    def _key(self, kind: str, name: str) -> tuple[str, ...]:
+        settings = self._settings
+        return (kind, name, settings.replicate_base_url, settings.replicate_api_token or "")
+
+    def _call(self, request: Callable[[], T], *, tolerate: int | None = None) -> T | None:
+        from replicate.exceptions import ReplicateError
+
+        try:
+            return request()
+        except ReplicateError as error:
+            if error.status == tolerate:
+                return None
+            raise _api_error(error) from error
+        except httpx.TimeoutException as error:
+            raise GatewayTimeout(
+                "Replicate did not answer in time", code="replicate_timeout"
+            ) from (error)
+        except httpx.TransportError as error:
+            raise BadGateway("Replicate could not be reached", code="replicate_unreachable") from (
+                error
+            )
+
+
+class NotFoundUpstream(BadGateway):
+    """Replicate no longer knows the object."""
+
+    code = "replicate_not_found"
+
+
+def training_snapshot(training: Any) -> dict[str, Any]:
+    """The fields we use of a training, in the shape of a webhook payload."""
+    output = training.output
+    if output is not None and not isinstance(output, dict):
+        output = output.dict() if hasattr(output, "dict") else dict(output)
+    return {
+        "id": training.id,
+        "status": training.status,
+        "logs": training.logs or "",
+        "error": training.error,
+        "output": output,
+        "started_at": training.started_at,
+        "completed_at": training.completed_at,
+    }
+
+
+def _api_error(error: Any) -> ApiError:
+    status = error.status or 502
+    detail = error.detail or error.title or "no detail"
+    logger.warning("replicate error status=%s detail=%s", status, detail[:200])
+    if status == 429:
+        return ServiceUnavailable(
+            "Replicate is rate limiting us; try again in a minute",
+            code="replicate_throttled",
+            headers={"Retry-After": "30"},
+        )
+    if status == 401:
+        return ServiceUnavailable("Replicate rejected REPLICATE_API_TOKEN", code="replicate_auth")
+    if status == 404:
+        return NotFoundUpstream(f"Replicate: {detail}")
+    if status == 402:
+        return ServiceUnavailable("The Replicate account has insufficient credit", code="no_credit")
+    return BadGateway(f"Replicate answered {status}: {detail}", code="replicate_error")

@@ -1,0 +1,166 @@
+"""Configuration: one frozen dataclass built from the environment, once per process."""
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from urllib.parse import urlencode
+
+from lib.errors import ConfigError
+
+TRAINING_INPUT_DEFAULTS: dict[str, object] = {
+    "steps": 1000,
+    "lora_rank": 16,
+    "optimizer": "adamw8bit",
+    "batch_size": 1,
+    "resolution": "512,768,1024",
+    "autocaption": True,
+    "learning_rate": 0.0004,
+}
+# Recorded with each run's parameters but never sent: the trainer has no such input.
+RECORDED_ONLY_PARAMETERS: dict[str, object] = {"num_repeats": 10}
+
+_PLACEHOLDERS = {"changeme", "change-me", "xxx", "todo", "secret", "your-token-here", "none"}
+_STORAGE_BACKENDS = ("blob", "s3", "local")
+_PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None = None
+    replicate_api_token: str | None = None
+    replicate_base_url: str = "https://api.replicate.com"
+    replicate_webhook_secret: str | None = None
+    trainer_model: str = "ostris/flux-dev-lora-trainer"
+    trainer_version: str | None = None
+    destination_owner: str | None = None
+    training_input: Mapping[str, object] = field(default_factory=dict)
+    storage_backend: str = "local"
+    blob_read_write_token: str | None = None
+    blob_api_url: str | None = None
+    local_storage_dir: Path = _PROJECT_ROOT / ".data" / "storage"
+    auth_jwt_secret: str | None = None
+    auth_jwks_url: str | None = None
+    auth_jwt_issuer: str | None = None
+    auth_jwt_audience: str | None = None
+    public_base_url: str | None = None
+    protection_bypass_secret: str | None = None
+    cron_secret: str | None = None
+    on_vercel: bool = False
+    progress_poll_seconds: int = 60
+    upload_max_bytes: int = 25 * 1024 * 1024
+
+    def callback_url(self, path: str, **params: str) -> str | None:
+        """The public URL Replicate or Blob should call back, or None when nothing can reach us."""
+        if not self.public_base_url:
+            return None
+        if self.protection_bypass_secret:
+            # Callers cannot set headers, so the bypass travels as a query parameter.
+            params["x-vercel-protection-bypass"] = self.protection_bypass_secret
+        query = f"?{urlencode(params)}" if params else ""
+        return f"{self.public_base_url}{path}{query}"
+
+    def full_training_input(self) -> dict[str, object]:
+        """The trainer input defaults with configured overrides applied."""
+        return {**TRAINING_INPUT_DEFAULTS, **self.training_input}
+
+
+def load_settings(environ: Mapping[str, str]) -> Settings:
+    """Build settings from an environment mapping; raise ConfigError naming a bad variable."""
+    env = {key: value.strip() for key, value in environ.items() if value.strip()}
+    for name in ("REPLICATE_API_TOKEN", "AUTH_JWT_SECRET", "CRON_SECRET", "BLOB_READ_WRITE_TOKEN"):
+        _refuse_placeholder(env, name)
+    blob_token = env.get("BLOB_READ_WRITE_TOKEN")
+    return Settings(
+        database_url=env.get("DATABASE_URL"),
+        replicate_api_token=env.get("REPLICATE_API_TOKEN"),
+        replicate_base_url=env.get("REPLICATE_BASE_URL", "https://api.replicate.com").rstrip("/"),
+        replicate_webhook_secret=_webhook_secret(env),
+        trainer_model=env.get("REPLICATE_TRAINER_MODEL", "ostris/flux-dev-lora-trainer"),
+        trainer_version=env.get("REPLICATE_TRAINER_VERSION"),
+        destination_owner=env.get("REPLICATE_DESTINATION_OWNER"),
+        training_input=_training_input(env),
+        storage_backend=_storage_backend(env, blob_token),
+        blob_read_write_token=blob_token,
+        blob_api_url=env.get("VERCEL_BLOB_API_URL"),
+        local_storage_dir=Path(env.get("LOCAL_STORAGE_DIR", _PROJECT_ROOT / ".data" / "storage")),
+        auth_jwt_secret=env.get("AUTH_JWT_SECRET"),
+        auth_jwks_url=env.get("AUTH_JWKS_URL"),
+        auth_jwt_issuer=env.get("AUTH_JWT_ISSUER"),
+        auth_jwt_audience=env.get("AUTH_JWT_AUDIENCE"),
+        public_base_url=_public_base_url(env),
+        protection_bypass_secret=env.get("VERCEL_AUTOMATION_BYPASS_SECRET"),
+        cron_secret=env.get("CRON_SECRET"),
+        on_vercel=env.get("VERCEL") == "1",
+        progress_poll_seconds=_int(env, "PROGRESS_POLL_SECONDS", 60),
+        upload_max_bytes=_int(env, "UPLOAD_MAX_BYTES", 25 * 1024 * 1024),
+    )
+
+
+@cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once (module globals are shared by every request)."""
+    return load_settings(os.environ)
+
+
+def _refuse_placeholder(env: Mapping[str, str], name: str) -> None:
+    value = env.get(name)
+    if value is not None and (value.lower() in _PLACEHOLDERS or value.startswith("<")):
+        raise ConfigError(f"{name} is set to a placeholder value; set the real secret")
+
+
+def _webhook_secret(env: Mapping[str, str]) -> str | None:
+    secret = env.get("REPLICATE_WEBHOOK_SECRET")
+    if secret is not None and not secret.startswith("whsec_"):
+        raise ConfigError("REPLICATE_WEBHOOK_SECRET must start with whsec_")
+    return secret
+
+
+def _storage_backend(env: Mapping[str, str], blob_token: str | None) -> str:
+    backend = env.get("STORAGE_BACKEND", "blob" if blob_token else "local").lower()
+    if backend not in _STORAGE_BACKENDS:
+        raise ConfigError(f"STORAGE_BACKEND must be one of {', '.join(_STORAGE_BACKENDS)}")
+    if backend == "blob" and not blob_token:
+        raise ConfigError("STORAGE_BACKEND is blob but BLOB_READ_WRITE_TOKEN is not set")
+    if backend == "local" and env.get("VERCEL") == "1":
+        raise ConfigError(
+            "STORAGE_BACKEND local does not work on Vercel; set BLOB_READ_WRITE_TOKEN"
+        )
+    return backend
+
+
+def _training_input(env: Mapping[str, str]) -> dict[str, object]:
+    raw = env.get("TRAINING_INPUT")
+    if raw is None:
+        return {}
+    try:
+        overrides = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"TRAINING_INPUT is not valid JSON: {exc.msg}") from None
+    if not isinstance(overrides, dict):
+        raise ConfigError("TRAINING_INPUT must be a JSON object of trainer inputs")
+    return overrides
+
+
+def _public_base_url(env: Mapping[str, str]) -> str | None:
+    if "PUBLIC_BASE_URL" in env:
+        return env["PUBLIC_BASE_URL"].rstrip("/")
+    host = None
+    if env.get("VERCEL_ENV") == "production":
+        host = env.get("VERCEL_PROJECT_PRODUCTION_URL") or env.get("VERCEL_URL")
+    elif env.get("VERCEL_ENV") == "preview":
+        # The deployment's own host: immutable, so callbacks reach the code that started the run.
+        host = env.get("VERCEL_URL") or env.get("VERCEL_BRANCH_URL")
+    return f"https://{host}" if host else None
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    try:
+        value = int(env.get(name, default))
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number") from None
+    if value < 0:
+        raise ConfigError(f"{name} must not be negative")
+    return value

@@ -1,0 +1,165 @@
+"""Where selfies, ZIPs and weights live: Vercel Blob, or a local folder in development.
+
+Objects are referred to by key (the Blob pathname); URLs are only handed to browsers and to
+Replicate, never fetched from user input.
+"""
+
+import ipaddress
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import quote, urlsplit
+
+from lib.errors import BadGateway, NotFound
+from lib.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    url: str
+    size: int
+    content_type: str
+
+
+class Storage(Protocol):
+    backend: str
+
+    def put(self, key: str, data: bytes, content_type: str) -> StoredObject: ...
+
+    def read(self, key: str) -> bytes: ...
+
+    def delete(self, keys: list[str]) -> None: ...
+
+
+class LocalStorage:
+    """Files under a folder, served by the dev server at `<public base>/_local_storage/<key>`."""
+
+    backend = "local"
+
+    def __init__(self, root: Path, base_url: str) -> None:
+        self.root = root
+        self.base_url = base_url.rstrip("/")
+
+    def put(self, key: str, data: bytes, content_type: str) -> StoredObject:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        return StoredObject(key, f"{self.base_url}/{quote(key)}", len(data), content_type)
+
+    def read(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            raise NotFound(f"Stored object {key} does not exist", code="object_missing") from None
+
+    def delete(self, keys: list[str]) -> None:
+        for key in keys:
+            self._path(key).unlink(missing_ok=True)
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if not path.is_relative_to(self.root.resolve()):
+            raise ValueError(f"storage key escapes the storage root: {key}")
+        return path
+
+
+class BlobStorage:
+    """Vercel Blob through the official SDK, public access (Replicate must fetch the ZIP)."""
+
+    backend = "blob"
+
+    def __init__(self, token: str, api_url: str | None) -> None:
+        self.token = token
+        self.api_url = api_url
+
+    def put(self, key: str, data: bytes, content_type: str) -> StoredObject:
+        from vercel.blob.sync import put_blob
+
+        with self._session():
+            result = self._sdk(
+                put_blob,
+                key,
+                data,
+                access="public",
+                content_type=content_type,
+                allow_overwrite=True,
+            )
+        return StoredObject(key, result.url, len(data), content_type)
+
+    def read(self, key: str) -> bytes:
+        from vercel.blob.sync import get_blob
+
+        with self._session():
+            return self._sdk(get_blob, key, access="public").body
+
+    def delete(self, keys: list[str]) -> None:
+        from vercel.blob.sync import delete_blob
+
+        if keys:
+            with self._session():
+                self._sdk(delete_blob, keys)
+
+    def _sdk(self, operation, *args, **kwargs):
+        from vercel.blob.errors import BlobError, BlobNotFoundError
+
+        try:
+            return operation(*args, **kwargs)
+        except BlobNotFoundError:
+            raise NotFound("Stored object does not exist", code="object_missing") from None
+        except BlobError as error:
+            logger.warning("blob error type=%s", type(error).__name__)
+            raise BadGateway("Vercel Blob failed", code="storage_error") from error
+
+    def _session(self):
+        from vercel.api import session
+        from vercel.blob.models import BlobCredentials
+        from vercel.blob.sync import SyncBlobServiceOptions
+
+        credentials = BlobCredentials(token=self.token, store_id=self.token.split("_")[3])
+        options = SyncBlobServiceOptions(
+            base_url=self.api_url, credentials_factory=lambda: credentials
+        )
+        if not _is_loopback(self.api_url):
+            return session(service_options=[options])
+        # The local Blob emulator serves deliveries too: send *.blob.vercel-storage.com there.
+        return session(
+            service_options=[options], httpx_client_factory=lambda: _loopback_client(self.api_url)
+        )
+
+
+def _loopback_client(emulator_url: str):
+    """An httpx client that sends Blob delivery hosts to a local emulator, Host header kept."""
+    import httpx
+
+    emulator = httpx.URL(emulator_url)
+
+    class LoopbackDelivery(httpx.HTTPTransport):
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            if request.url.host.endswith(".blob.vercel-storage.com"):
+                request.url = request.url.copy_with(
+                    scheme=emulator.scheme, host=emulator.host, port=emulator.port
+                )
+            return super().handle_request(request)
+
+    return httpx.Client(transport=LoopbackDelivery())
+
+
+def _is_loopback(url: str | None) -> bool:
+    host = urlsplit(url or "").hostname or ""
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def get_storage(settings: Settings) -> Storage:
+    """The backend chosen by STORAGE_BACKEND (or the presence of BLOB_READ_WRITE_TOKEN)."""
+    if settings.storage_backend == "blob":
+        assert settings.blob_read_write_token  # settings refuse blob without a token
+        return BlobStorage(settings.blob_read_write_token, settings.blob_api_url)
+    base = (settings.public_base_url or "http://127.0.0.1:8000") + "/_local_storage"
+    return LocalStorage(settings.local_storage_dir, base)

@@ -1,0 +1,161 @@
+"""Applying what Replicate tells us about a training: webhooks and polls share one path.
+
+The state only moves forward (pending < starting < processing < terminal), progress never
+goes down, a terminal state is never overwritten, and a row is written only when something
+the user can see changes.
+"""
+
+import json
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from lib.errors import BadRequest
+from lib.trainer_logs import logs_tail, parse_progress
+
+logger = logging.getLogger(__name__)
+
+STATUS_RANK = {
+    "pending": 0,
+    "starting": 1,
+    "processing": 2,
+    "succeeded": 3,
+    "failed": 3,
+    "canceled": 3,
+}
+TERMINAL_RANK = 3
+
+
+@dataclass(frozen=True)
+class Applied:
+    run_id: str
+    model_id: str
+    status: str
+    progress: int
+
+
+def parse_payload(body: bytes) -> dict[str, Any]:
+    """A webhook body (already verified) as a training snapshot."""
+    try:
+        payload = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise BadRequest("The webhook body is not JSON", code="invalid_json") from None
+    if not isinstance(payload, dict) or payload.get("status") not in STATUS_RANK:
+        raise BadRequest("The webhook body is not a Replicate object", code="invalid_payload")
+    if not isinstance(payload.get("id"), str):
+        raise BadRequest("The webhook body has no id", code="invalid_payload")
+    return payload
+
+
+def record_webhook(
+    conn: psycopg.Connection, *, webhook_id: str, payload: dict[str, Any], run_hint: str | None
+) -> str:
+    """Apply one verified delivery once; return what happened (for logs and the response)."""
+    with conn.transaction():
+        first = conn.execute(
+            "INSERT INTO webhook_events (webhook_id, object_id, status) VALUES (%s, %s, %s)"
+            " ON CONFLICT (webhook_id) DO NOTHING RETURNING webhook_id",
+            (webhook_id, payload["id"], payload["status"]),
+        ).fetchone()
+        if first is None:
+            outcome = "duplicate"
+        elif not _known(conn, payload["id"], run_hint):
+            outcome = "unknown"
+        else:
+            outcome = "applied" if apply_snapshot(conn, payload, run_id=run_hint) else "unchanged"
+    logger.info(
+        "webhook webhook_id=%s object=%s status=%s outcome=%s",
+        webhook_id,
+        payload["id"],
+        payload["status"],
+        outcome,
+    )
+    return outcome
+
+
+def apply_snapshot(
+    conn: psycopg.Connection, snapshot: dict[str, Any], *, run_id: str | None = None
+) -> Applied | None:
+    """Move the run forward to what the snapshot says; None when nothing changed."""
+    status = snapshot["status"]
+    rank = STATUS_RANK[status]
+    progress = _progress(status, snapshot.get("logs"))
+    row = conn.execute(
+        """
+        UPDATE training_runs r SET
+            replicate_training_id = coalesce(r.replicate_training_id, %(rid)s),
+            status = CASE WHEN %(rank)s > r.status_rank THEN %(status)s ELSE r.status END,
+            status_rank = GREATEST(r.status_rank, %(rank)s),
+            progress = GREATEST(r.progress, %(progress)s),
+            error = CASE WHEN %(rank)s = 3 THEN %(error)s ELSE r.error END,
+            logs_tail = coalesce(%(logs_tail)s, r.logs_tail),
+            started_at = coalesce(r.started_at, %(started_at)s,
+                                  CASE WHEN %(rank)s >= 2 THEN now() END),
+            completed_at = CASE WHEN %(rank)s = 3 THEN coalesce(%(completed_at)s, now()) END,
+            last_event_at = now()
+        WHERE (r.replicate_training_id = %(rid)s
+               OR (r.id = %(run_id)s AND r.replicate_training_id IS NULL))
+          AND r.status_rank < 3
+          AND (%(rank)s > r.status_rank OR %(progress)s > r.progress)
+        RETURNING r.id, r.model_id, r.status, r.progress
+        """,
+        {
+            "rid": snapshot["id"],
+            "run_id": _uuid_or_none(run_id),
+            "status": status,
+            "rank": rank,
+            "progress": progress,
+            "error": _error_text(snapshot),
+            "logs_tail": logs_tail(snapshot.get("logs")),
+            "started_at": snapshot.get("started_at"),
+            "completed_at": snapshot.get("completed_at"),
+        },
+    ).fetchone()
+    if row is None:
+        return None
+    if row["status"] == "succeeded":
+        _record_trained_version(conn, row["model_id"], snapshot.get("output") or {})
+    return Applied(str(row["id"]), str(row["model_id"]), row["status"], row["progress"])
+
+
+def _known(conn: psycopg.Connection, replicate_id: str, run_hint: str | None) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM training_runs WHERE replicate_training_id = %s"
+        " OR (id = %s AND replicate_training_id IS NULL)",
+        (replicate_id, _uuid_or_none(run_hint)),
+    ).fetchone()
+    return row is not None
+
+
+def _record_trained_version(conn: psycopg.Connection, model_id: Any, output: dict) -> None:
+    # output.version is "owner/name:version_id" of the version the training pushed.
+    destination, _, version_id = str(output.get("version") or "").partition(":")
+    conn.execute(
+        "UPDATE user_models SET replicate_model_id = coalesce(%s, replicate_model_id),"
+        " replicate_version_id = %s, lora_weights_url = %s WHERE id = %s",
+        (destination or None, version_id or None, output.get("weights"), model_id),
+    )
+
+
+def _progress(status: str, logs: str | None) -> int:
+    if status == "succeeded":
+        return 100
+    parsed = parse_progress(logs)
+    return parsed.percent if parsed else 0
+
+
+def _error_text(snapshot: dict[str, Any]) -> str | None:
+    error = snapshot.get("error")
+    if error is None:
+        return "Training was canceled" if snapshot["status"] == "canceled" else None
+    return str(error)[:2000]
+
+
+def _uuid_or_none(value: str | None) -> str | None:
+    try:
+        return str(uuid.UUID(value)) if value else None
+    except ValueError:
+        return None

@@ -1,0 +1,262 @@
+"""Starting a training and reporting its progress."""
+
+import logging
+import secrets
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from lib import models
+from lib.dataset import DatasetImageError, build_zip
+from lib.errors import ApiError, BadGateway, BadRequest, Conflict, Unprocessable
+from lib.paths import user_prefix
+from lib.settings import RECORDED_ONLY_PARAMETERS, Settings
+from lib.training_events import apply_snapshot
+
+if TYPE_CHECKING:  # both pull in httpx; the progress function must not pay for it
+    from lib.replicate import Replicate
+    from lib.storage import Storage
+
+logger = logging.getLogger(__name__)
+
+MIN_IMAGES, MAX_IMAGES = 5, 50
+WEBHOOK_PATH = "/api/webhooks/replicate"
+_TEXT_LIMITS = {"modelName": 100, "modelType": 40, "gender": 40}
+
+
+@dataclass(frozen=True)
+class StartRequest:
+    model_name: str
+    model_type: str
+    gender: str | None
+    image_urls: list[str]
+
+    @classmethod
+    def parse(cls, body: dict[str, Any]) -> "StartRequest":
+        """Validate the start body; 400 for missing parts, 422 for values out of range."""
+        urls = body.get("imageUrls")
+        if not isinstance(urls, list) or not all(isinstance(u, str) and u for u in urls):
+            raise BadRequest("imageUrls must be a list of image URLs", code="invalid_body")
+        urls = list(dict.fromkeys(urls))  # the same picture twice counts once
+        if len(urls) < MIN_IMAGES:
+            raise BadRequest("At least 5 training images are required", code="not_enough_images")
+        if len(urls) > MAX_IMAGES:
+            raise Unprocessable(f"At most {MAX_IMAGES} training images", code="too_many_images")
+        text = {name: _text(body, name, limit) for name, limit in _TEXT_LIMITS.items()}
+        if not text["modelName"]:
+            raise BadRequest("modelName is required", code="invalid_body")
+        return cls(text["modelName"], text["modelType"] or "flux", text["gender"], urls)
+
+
+@dataclass(frozen=True)
+class StartedTraining:
+    model_id: str
+    training_id: str
+    trigger_word: str
+
+    def as_json(self) -> dict[str, str]:
+        """The 201 body of POST /api/training/start."""
+        return {
+            "modelId": self.model_id,
+            "trainingId": self.training_id,
+            "triggerWord": self.trigger_word,
+            "status": "starting",
+        }
+
+
+def start_training(
+    conn: psycopg.Connection,
+    *,
+    user_id: str,
+    request: StartRequest,
+    idempotency_key: str | None,
+    replicate: "Replicate",
+    storage: "Storage",
+    settings: Settings,
+) -> StartedTraining:
+    """Record the run, build and store the ZIP, then start it on Replicate."""
+    if idempotency_key:
+        earlier = _started_with_key(conn, user_id, idempotency_key)
+        if earlier:
+            return earlier
+    uploads = _callers_uploads(conn, user_id, request.image_urls)
+    parameters = {**settings.full_training_input(), **RECORDED_ONLY_PARAMETERS}
+    run = _insert_pending_run(conn, user_id, request, uploads, parameters, idempotency_key)
+    if isinstance(run, StartedTraining):
+        return run
+    try:
+        zip_url = _store_zip(conn, run, uploads, storage, user_id)
+        destination = replicate.ensure_model(f"sselfie-{run['trigger_word']}")
+        trainer_input = {
+            **settings.full_training_input(),
+            "trigger_word": run["trigger_word"],
+            "input_images": zip_url,
+        }
+        snapshot = replicate.create_training(
+            destination=destination,
+            training_input=trainer_input,
+            webhook=settings.callback_url(WEBHOOK_PATH, run=str(run["id"])),
+        )
+    except ApiError as error:
+        _fail_run(conn, run["id"], error.message)
+        raise
+    conn.execute(
+        "UPDATE user_models SET replicate_model_id = %s WHERE id = %s",
+        (destination, run["model_id"]),
+    )
+    apply_snapshot(conn, snapshot, run_id=str(run["id"]))
+    logger.info("training started run=%s training=%s", run["id"], snapshot["id"])
+    return StartedTraining(str(run["model_id"]), snapshot["id"], run["trigger_word"])
+
+
+def get_progress(
+    conn: psycopg.Connection,
+    *,
+    user_id: str,
+    model_id: str,
+    settings: Settings,
+) -> dict[str, Any]:
+    """Progress from the database; Replicate is asked only when a live run has gone quiet."""
+    row = models.find_model(conn, user_id=user_id, model_id=model_id)
+    training_id = _claim_poll(conn, row["run_id"], settings.progress_poll_seconds)
+    if training_id:
+        _poll(conn, settings, training_id)
+        row = models.find_model(conn, user_id=user_id, model_id=model_id)
+    model = models.model_json(row)
+    return {"status": model["status"], "progress": model["progress"], "model": model}
+
+
+def _claim_poll(conn: psycopg.Connection, run_id: Any, after_seconds: int) -> str | None:
+    # Single flight across every instance: only the request that moves last_polled_at polls.
+    row = conn.execute(
+        """
+        UPDATE training_runs SET last_polled_at = now()
+        WHERE id = %(id)s AND status_rank < 3 AND replicate_training_id IS NOT NULL
+          AND coalesce(last_event_at, created_at) < now() - make_interval(secs => %(after)s)
+          AND (last_polled_at IS NULL OR last_polled_at < now() - make_interval(secs => %(after)s))
+        RETURNING replicate_training_id
+        """,
+        {"id": run_id, "after": after_seconds},
+    ).fetchone()
+    return row["replicate_training_id"] if row else None
+
+
+def _poll(conn: psycopg.Connection, settings: Settings, training_id: str) -> None:
+    from lib.replicate import Replicate
+
+    try:
+        apply_snapshot(conn, Replicate(settings).get_training(training_id))
+        logger.info("polled quiet training=%s", training_id)
+    except ApiError as error:
+        # The stored state is still the best answer; the cron keeps trying.
+        logger.warning("poll failed training=%s code=%s", training_id, error.code)
+
+
+def _started_with_key(conn, user_id: str, key: str) -> StartedTraining | None:
+    row = conn.execute(
+        "SELECT r.model_id, r.replicate_training_id, r.status, r.error, m.trigger_word"
+        " FROM training_runs r"
+        " JOIN user_models m ON m.id = r.model_id"
+        " WHERE r.user_id = %s AND r.idempotency_key = %s",
+        (user_id, key),
+    ).fetchone()
+    if row is None:
+        return None
+    if row["status"] == "failed" and row["replicate_training_id"] is None:
+        raise Conflict(f"That request failed: {row['error']}", code="request_failed")
+    if row["replicate_training_id"] is None:
+        raise Conflict("That request is still being processed", code="request_in_progress")
+    return StartedTraining(str(row["model_id"]), row["replicate_training_id"], row["trigger_word"])
+
+
+def _callers_uploads(conn, user_id: str, urls: list[str]) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        "SELECT id, url, storage_key, filename FROM selfie_uploads"
+        " WHERE user_id = %s AND url = ANY(%s)",
+        (user_id, urls),
+    ).fetchall()
+    by_url = {row["url"]: row for row in rows}
+    for url in urls:
+        if url not in by_url:
+            raise BadRequest(f"{url[:200]} is not one of your uploads", code="unknown_image")
+    return [by_url[url] for url in urls]
+
+
+def _insert_pending_run(conn, user_id, request, uploads, parameters, idempotency_key):
+    """The model and its pending run, committed before anything is called upstream."""
+    for _ in range(5):
+        trigger_word = f"user{secrets.randbelow(10**8):08d}"
+        try:
+            with conn.transaction():
+                model = conn.execute(
+                    "INSERT INTO user_models (user_id, name, model_type, gender, trigger_word)"
+                    " VALUES (%s, %s, %s, %s, %s) RETURNING id",
+                    (user_id, request.model_name, request.model_type, request.gender, trigger_word),
+                ).fetchone()
+                run = conn.execute(
+                    "INSERT INTO training_runs"
+                    " (model_id, user_id, parameters, upload_ids, idempotency_key)"
+                    " VALUES (%s, %s, %s, %s, %s) RETURNING id, model_id",
+                    (
+                        model["id"],
+                        user_id,
+                        Jsonb(parameters),
+                        [u["id"] for u in uploads],
+                        idempotency_key,
+                    ),
+                ).fetchone()
+            return {**run, "trigger_word": trigger_word}
+        except psycopg.errors.UniqueViolation as error:
+            # Which invariant held tells us what to answer; the database decided, not a read.
+            constraint = error.diag.constraint_name
+            if constraint == "training_runs_one_active_per_user":
+                raise Conflict(
+                    "A training is already in progress", code="training_in_progress"
+                ) from None
+            if constraint == "training_runs_idempotency":
+                return _started_with_key(conn, user_id, idempotency_key)
+            if constraint != "user_models_trigger_word_key":
+                raise
+    raise AssertionError("no free trigger word after 5 tries")
+
+
+def _store_zip(conn, run, uploads, storage: "Storage", user_id: str) -> str:
+    try:
+        archive = build_zip((u["filename"], _read_upload(storage, u)) for u in uploads)
+    except DatasetImageError as error:
+        raise BadGateway(
+            f"Failed to create training ZIP: {error.name} ({error.reason})", code="zip_failed"
+        ) from error
+    key = f"{user_prefix(user_id)}/trainings/{run['id']}.zip"
+    stored = storage.put(key, archive, "application/zip")
+    conn.execute(
+        "UPDATE training_runs SET zip_key = %s, zip_url = %s WHERE id = %s",
+        (stored.key, stored.url, run["id"]),
+    )
+    return stored.url
+
+
+def _read_upload(storage: "Storage", upload: dict[str, Any]) -> bytes:
+    try:
+        return storage.read(upload["storage_key"])
+    except ApiError as error:
+        raise DatasetImageError(upload["filename"], "could not be read from storage") from error
+
+
+def _fail_run(conn: psycopg.Connection, run_id: Any, message: str) -> None:
+    conn.execute(
+        "UPDATE training_runs SET status = 'failed', status_rank = 3, error = %s,"
+        " completed_at = now() WHERE id = %s AND status_rank < 3",
+        (message, run_id),
+    )
+
+
+def _text(body: dict[str, Any], name: str, limit: int) -> str | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value.strip()) > limit:
+        raise Unprocessable(f"{name} must be a string of at most {limit} characters")
+    return value.strip() or None

@@ -1,0 +1,80 @@
+"""Standard Webhooks signatures, as Replicate signs its callbacks."""
+
+import base64
+import binascii
+import hashlib
+import hmac
+import time
+from collections.abc import Mapping
+
+from lib.errors import Unauthorized
+from lib.settings import Settings
+
+TOLERANCE_SECONDS = 5 * 60
+
+
+class WebhookVerificationError(Exception):
+    """The delivery is missing a header, is stale, or its signature does not match."""
+
+
+def sign(secret: str, webhook_id: str, timestamp: int, body: bytes) -> str:
+    """The `webhook-signature` value for a body: `v1,<base64 HMAC-SHA256>`."""
+    signed = b"%s.%d.%s" % (webhook_id.encode(), timestamp, body)
+    digest = hmac.new(_key(secret), signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+def verify(secret: str, headers: Mapping[str, str], body: bytes, now: float | None = None) -> str:
+    """Check a delivery over its raw body; return its webhook-id."""
+    webhook_id = _header(headers, "webhook-id")
+    timestamp = _timestamp(_header(headers, "webhook-timestamp"))
+    signatures = _header(headers, "webhook-signature")
+    now = time.time() if now is None else now
+    if abs(now - timestamp) > TOLERANCE_SECONDS:
+        raise WebhookVerificationError("webhook-timestamp is outside the 5-minute tolerance")
+    expected = sign(secret, webhook_id, timestamp, body).encode()
+    for candidate in signatures.split():
+        if candidate.startswith("v1,") and hmac.compare_digest(candidate.encode(), expected):
+            return webhook_id
+    raise WebhookVerificationError("webhook-signature does not match")
+
+
+def _key(secret: str) -> bytes:
+    try:
+        return base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+    except binascii.Error:
+        raise WebhookVerificationError("the signing secret is not valid base64") from None
+
+
+def _header(headers: Mapping[str, str], name: str) -> str:
+    value = headers.get(name)
+    if not value:
+        raise WebhookVerificationError(f"{name} header is missing")
+    return value
+
+
+def _timestamp(value: str) -> int:
+    if not value.isdigit():
+        raise WebhookVerificationError("webhook-timestamp is not a Unix time")
+    return int(value)
+
+
+def verify_replicate(settings: Settings, headers: Mapping[str, str], body: bytes) -> str:
+    """Verify a Replicate delivery; 401 when it does not hold. Return its webhook-id."""
+    if settings.replicate_webhook_secret:
+        return _verified_or_401(settings.replicate_webhook_secret, headers, body)
+    from lib.replicate import Replicate
+
+    replicate = Replicate(settings)
+    try:
+        return verify(replicate.webhook_secret(), headers, body)
+    except WebhookVerificationError:
+        # The secret may have been rotated since this instance fetched it: refresh once.
+        return _verified_or_401(replicate.webhook_secret(refresh=True), headers, body)
+
+
+def _verified_or_401(secret: str, headers: Mapping[str, str], body: bytes) -> str:
+    try:
+        return verify(secret, headers, body)
+    except WebhookVerificationError as error:
+        raise Unauthorized(f"Invalid webhook: {error}", code="invalid_signature") from None

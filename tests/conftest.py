@@ -1,0 +1,98 @@
+"""The real stack for every test: PostgreSQL, the Replicate and Blob emulators, the router."""
+
+import os
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from dev.stack import LocalStack, embedded_postgres, start_stack
+from lib.settings import get_settings
+from tests.helpers import User
+
+# Variables that would make a part real or change behaviour; the suite sets its own.
+PROJECT_VARIABLES = (
+    "DATABASE_URL",
+    "REPLICATE_API_TOKEN",
+    "REPLICATE_BASE_URL",
+    "REPLICATE_WEBHOOK_SECRET",
+    "REPLICATE_TRAINER_VERSION",
+    "REPLICATE_DESTINATION_OWNER",
+    "BLOB_READ_WRITE_TOKEN",
+    "VERCEL_BLOB_API_URL",
+    "STORAGE_BACKEND",
+    "AUTH_JWT_SECRET",
+    "AUTH_JWKS_URL",
+    "PUBLIC_BASE_URL",
+    "VERCEL",
+    "VERCEL_ENV",
+    "VERCEL_URL",
+    "VERCEL_AUTOMATION_BYPASS_SECRET",
+    "TRAINING_INPUT",
+    "PROGRESS_POLL_SECONDS",
+)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """One stack for the session; trainings move only when a test advances them."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in PROJECT_VARIABLES:
+            patch.delenv(name, raising=False)
+        data_dir = tmp_path_factory.mktemp("data")
+        url = os.environ.get("TEST_DATABASE_URL") or embedded_postgres(_shared_temp_dir())
+        patch.setenv("DATABASE_URL", url)
+        get_settings.cache_clear()
+        local = start_stack(os.environ, data_dir=data_dir, walk_trainings=False)
+        yield local
+        local.close()
+        get_settings.cache_clear()
+
+
+@pytest.fixture
+def api(stack: LocalStack) -> Iterator[httpx.Client]:
+    """An HTTP client for the functions, as the frontend calls them."""
+    with httpx.Client(base_url=stack.url, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture
+def db(stack: LocalStack) -> Iterator[psycopg.Connection]:
+    """A connection to the suite's database, for asserting rows."""
+    with psycopg.connect(stack.database_url, row_factory=dict_row, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+def user() -> User:
+    """A fresh user with a valid token."""
+    return User(f"user-{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture
+def configure(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
+    """Change settings for one test: configure(NAME="value") or NAME=None to unset."""
+
+    def apply(**variables: str | None) -> None:
+        for name, value in variables.items():
+            if value is None:
+                monkeypatch.delenv(name, raising=False)
+            else:
+                monkeypatch.setenv(name, value)
+        get_settings.cache_clear()
+
+    yield apply
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
+def _shared_temp_dir() -> Path:
+    # pgserver runs postgres as its own system user, which cannot enter pytest's 0700 folders.
+    folder = Path(tempfile.mkdtemp(prefix="sselfie-test-pg-"))
+    folder.chmod(0o755)
+    return folder / "postgres"

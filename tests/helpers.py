@@ -1,0 +1,38 @@
+"""What many tests do: sign in, make real images, upload them, start a training."""
+
+import io
+
+import httpx
+from PIL import Image
+
+from dev.stack import DEV_JWT_SECRET
+from lib.auth import issue_token
+
+
+class User:
+    def __init__(self, user_id: str) -> None:
+        self.id = user_id
+        self.headers = {"Authorization": f"Bearer {issue_token(DEV_JWT_SECRET, user_id)}"}
+
+
+def jpeg(seed: int, size: tuple[int, int] = (640, 800)) -> bytes:
+    """A distinct real JPEG per seed."""
+    image = Image.new("RGB", size, ((seed * 53) % 256, (seed * 97) % 256, (seed * 31) % 256))
+    image.paste((255 - seed % 256, 20, 90), (seed % 200, seed % 300, seed % 200 + 200, 500))
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=90)
+    return out.getvalue()
+
+
+def upload_selfies(api: httpx.Client, user: User, count: int = 5) -> list[str]:
+    """Upload `count` distinct selfies for the user; return their URLs."""
+    files = [("files", (f"selfie{i}.jpg", jpeg(i), "image/jpeg")) for i in range(count)]
+    response = api.post("/api/training/upload", files=files, headers=user.headers)
+    assert response.status_code == 200, response.text
+    return response.json()["urls"]
+
+
+def start_training(api: httpx.Client, user: User, urls: list[str], **extra) -> httpx.Response:
+    """POST /api/training/start with a valid body."""
+    body = {"modelName": "Me", "modelType": "flux", "gender": "woman", "imageUrls": urls, **extra}
+    return api.post("/api/training/start", json=body, headers=user.headers)

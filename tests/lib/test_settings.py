@@ -1,0 +1,87 @@
+"""Settings from the environment: named errors, callback URLs for every deployment."""
+
+import pytest
+
+from lib.errors import ConfigError
+from lib.settings import load_settings
+
+
+def test_an_empty_environment_gives_local_defaults():
+    settings = load_settings({})
+
+    assert settings.storage_backend == "local"
+    assert settings.replicate_base_url == "https://api.replicate.com"
+    assert settings.callback_url("/api/webhooks/replicate") is None
+
+
+@pytest.mark.parametrize("value", ["changeme", "<your token>", "xxx"])
+def test_a_placeholder_secret_is_refused_by_name(value):
+    with pytest.raises(ConfigError, match="REPLICATE_API_TOKEN"):
+        load_settings({"REPLICATE_API_TOKEN": value})
+
+
+def test_production_calls_back_on_the_production_domain():
+    settings = load_settings(
+        {
+            "VERCEL": "1",
+            "VERCEL_ENV": "production",
+            "VERCEL_URL": "app-abc123.vercel.app",
+            "VERCEL_PROJECT_PRODUCTION_URL": "sselfie.app",
+            "BLOB_READ_WRITE_TOKEN": "vercel_blob_rw_s_x",
+        }
+    )
+
+    assert settings.callback_url("/api/webhooks/replicate") == (
+        "https://sselfie.app/api/webhooks/replicate"
+    )
+
+
+def test_a_preview_calls_back_on_its_own_deployment_with_the_bypass():
+    settings = load_settings(
+        {
+            "VERCEL": "1",
+            "VERCEL_ENV": "preview",
+            "VERCEL_URL": "app-git-feature.vercel.app",
+            "VERCEL_PROJECT_PRODUCTION_URL": "sselfie.app",
+            "VERCEL_AUTOMATION_BYPASS_SECRET": "bypass123",
+            "BLOB_READ_WRITE_TOKEN": "vercel_blob_rw_s_x",
+        }
+    )
+
+    assert settings.callback_url("/api/webhooks/replicate", run="r1") == (
+        "https://app-git-feature.vercel.app/api/webhooks/replicate"
+        "?run=r1&x-vercel-protection-bypass=bypass123"
+    )
+
+
+def test_public_base_url_wins_over_vercels_variables():
+    settings = load_settings(
+        {"PUBLIC_BASE_URL": "https://tunnel.example/", "VERCEL_ENV": "preview", "VERCEL_URL": "x"}
+    )
+
+    assert settings.callback_url("/cb") == "https://tunnel.example/cb"
+
+
+@pytest.mark.parametrize(
+    ("environ", "name"),
+    [
+        ({"STORAGE_BACKEND": "ftp"}, "STORAGE_BACKEND"),
+        ({"STORAGE_BACKEND": "blob"}, "BLOB_READ_WRITE_TOKEN"),
+        ({"VERCEL": "1"}, "BLOB_READ_WRITE_TOKEN"),
+        ({"REPLICATE_WEBHOOK_SECRET": "abc"}, "REPLICATE_WEBHOOK_SECRET"),
+        ({"TRAINING_INPUT": "{steps: 5}"}, "TRAINING_INPUT"),
+        ({"TRAINING_INPUT": "[1]"}, "TRAINING_INPUT"),
+        ({"PROGRESS_POLL_SECONDS": "soon"}, "PROGRESS_POLL_SECONDS"),
+    ],
+)
+def test_a_malformed_setting_is_reported_by_name(environ, name):
+    with pytest.raises(ConfigError, match=name):
+        load_settings(environ)
+
+
+def test_training_input_overrides_the_contract_defaults():
+    settings = load_settings({"TRAINING_INPUT": '{"steps": 1500, "lora_rank": 32}'})
+
+    assert settings.full_training_input()["steps"] == 1500
+    assert settings.full_training_input()["lora_rank"] == 32
+    assert settings.full_training_input()["optimizer"] == "adamw8bit"
