@@ -4,8 +4,11 @@ Objects are referred to by key (the Blob pathname); URLs are only handed to brow
 Replicate, never fetched from user input.
 """
 
+import hashlib
 import ipaddress
 import logging
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -17,22 +20,56 @@ from lib.settings import Settings
 logger = logging.getLogger(__name__)
 
 
+CHUNK_SIZE = 64 * 1024
+# Blob's multipart parts must be at least 5 MiB (except the last).
+PART_SIZE = 8 * 1024 * 1024
+
+
 @dataclass(frozen=True)
 class StoredObject:
     key: str
     url: str
     size: int
     content_type: str
+    sha256: str | None = None
 
 
 class Storage(Protocol):
+    """What every backend offers; keys are relative paths like `users/<hash>/selfies/x.jpg`."""
+
     backend: str
 
-    def put(self, key: str, data: bytes, content_type: str) -> StoredObject: ...
+    def put(self, key: str, data: bytes, content_type: str) -> StoredObject:
+        """Store bytes under key (overwriting)."""
+        ...
 
-    def read(self, key: str) -> bytes: ...
+    def put_stream(self, key: str, chunks: Iterable[bytes], content_type: str) -> StoredObject:
+        """Store a stream without holding it whole in memory; the result carries its sha256."""
+        ...
 
-    def delete(self, keys: list[str]) -> None: ...
+    def read(self, key: str) -> bytes:
+        """The whole object (404 object_missing when absent)."""
+        ...
+
+    def stream(self, key: str) -> Iterator[bytes]:
+        """The object in chunks (404 object_missing when absent)."""
+        ...
+
+    def delete(self, keys: list[str]) -> None:
+        """Remove objects; missing ones are ignored."""
+        ...
+
+
+def rechunk(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:
+    """Regroup a stream into pieces of `size` bytes (the last may be shorter)."""
+    buffer = bytearray()
+    for chunk in chunks:
+        buffer += chunk
+        while len(buffer) >= size:
+            yield bytes(buffer[:size])
+            del buffer[:size]
+    if buffer:
+        yield bytes(buffer)
 
 
 class LocalStorage:
@@ -50,11 +87,29 @@ class LocalStorage:
         path.write_bytes(data)
         return StoredObject(key, f"{self.base_url}/{quote(key)}", len(data), content_type)
 
+    def put_stream(self, key: str, chunks: Iterable[bytes], content_type: str) -> StoredObject:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        digest, size = hashlib.sha256(), 0
+        with path.open("wb") as file:
+            for chunk in chunks:
+                file.write(chunk)
+                digest.update(chunk)
+                size += len(chunk)
+        url = f"{self.base_url}/{quote(key)}"
+        return StoredObject(key, url, size, content_type, digest.hexdigest())
+
     def read(self, key: str) -> bytes:
+        return b"".join(self.stream(key))
+
+    def stream(self, key: str) -> Iterator[bytes]:
         try:
-            return self._path(key).read_bytes()
+            file = self._path(key).open("rb")
         except FileNotFoundError:
             raise NotFound(f"Stored object {key} does not exist", code="object_missing") from None
+        with file:
+            while chunk := file.read(CHUNK_SIZE):
+                yield chunk
 
     def delete(self, keys: list[str]) -> None:
         for key in keys:
@@ -79,35 +134,49 @@ class BlobStorage:
     def put(self, key: str, data: bytes, content_type: str) -> StoredObject:
         from vercel.blob.sync import put_blob
 
-        with self._session():
-            result = self._sdk(
-                put_blob,
-                key,
-                data,
-                access="public",
-                content_type=content_type,
-                allow_overwrite=True,
+        with self._session(), self._errors():
+            result = put_blob(
+                key, data, access="public", content_type=content_type, allow_overwrite=True
             )
         return StoredObject(key, result.url, len(data), content_type)
 
-    def read(self, key: str) -> bytes:
-        from vercel.blob.sync import get_blob
+    def put_stream(self, key: str, chunks: Iterable[bytes], content_type: str) -> StoredObject:
+        from vercel.blob.sync import multipart_upload_blob
 
-        with self._session():
-            return self._sdk(get_blob, key, access="public").body
+        digest, size = hashlib.sha256(), 0
+        with self._session(), self._errors():
+            upload = multipart_upload_blob(
+                key, access="public", content_type=content_type, allow_overwrite=True
+            )
+            with upload:
+                for part in rechunk(chunks, PART_SIZE):
+                    digest.update(part)
+                    size += len(part)
+                    upload.upload_part(part)
+        return StoredObject(key, upload.result.url, size, content_type, digest.hexdigest())
+
+    def read(self, key: str) -> bytes:
+        return b"".join(self.stream(key))
+
+    def stream(self, key: str) -> Iterator[bytes]:
+        from vercel.blob.sync import stream_blob
+
+        with self._session(), self._errors(), stream_blob(key, access="public") as download:
+            yield from download
 
     def delete(self, keys: list[str]) -> None:
         from vercel.blob.sync import delete_blob
 
         if keys:
-            with self._session():
-                self._sdk(delete_blob, keys)
+            with self._session(), self._errors():
+                delete_blob(keys)
 
-    def _sdk(self, operation, *args, **kwargs):
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
         from vercel.blob.errors import BlobError, BlobNotFoundError
 
         try:
-            return operation(*args, **kwargs)
+            yield
         except BlobNotFoundError:
             raise NotFound("Stored object does not exist", code="object_missing") from None
         except BlobError as error:

@@ -86,29 +86,51 @@ def start_training(
     run = _insert_pending_run(conn, user_id, request, uploads, parameters, idempotency_key)
     if isinstance(run, StartedTraining):
         return run
+    training_id = launch_run(conn, run, replicate=replicate, storage=storage, settings=settings)
+    return StartedTraining(run.model_id, training_id, run.trigger_word)
+
+
+@dataclass(frozen=True)
+class PendingRun:
+    """A training_runs row written but not yet started on Replicate."""
+
+    id: str
+    model_id: str
+    user_id: str
+    trigger_word: str
+    uploads: list[dict[str, Any]]  # selfie_uploads rows: id, url, storage_key, filename
+
+
+def launch_run(
+    conn: psycopg.Connection,
+    run: PendingRun,
+    *,
+    replicate: "Replicate",
+    storage: "Storage",
+    settings: Settings,
+) -> str:
+    """Build and store the ZIP, then start the run on Replicate; any failure fails the run."""
     try:
-        zip_url = _store_zip(conn, run, uploads, storage, user_id)
-        destination = replicate.ensure_model(f"sselfie-{run['trigger_word']}")
-        trainer_input = {
-            **settings.full_training_input(),
-            "trigger_word": run["trigger_word"],
-            "input_images": zip_url,
-        }
+        zip_url = _store_zip(conn, run, storage)
+        destination = replicate.ensure_model(f"sselfie-{run.trigger_word}")
         snapshot = replicate.create_training(
             destination=destination,
-            training_input=trainer_input,
-            webhook=settings.callback_url(WEBHOOK_PATH, run=str(run["id"])),
+            training_input={
+                **settings.full_training_input(),
+                "trigger_word": run.trigger_word,
+                "input_images": zip_url,
+            },
+            webhook=settings.callback_url(WEBHOOK_PATH, run=run.id),
         )
     except ApiError as error:
-        _fail_run(conn, run["id"], error.message)
+        _fail_run(conn, run.id, error.message)
         raise
     conn.execute(
-        "UPDATE user_models SET replicate_model_id = %s WHERE id = %s",
-        (destination, run["model_id"]),
+        "UPDATE user_models SET replicate_model_id = %s WHERE id = %s", (destination, run.model_id)
     )
-    apply_snapshot(conn, snapshot, run_id=str(run["id"]))
-    logger.info("training started run=%s training=%s", run["id"], snapshot["id"])
-    return StartedTraining(str(run["model_id"]), snapshot["id"], run["trigger_word"])
+    apply_snapshot(conn, snapshot, run_id=run.id)
+    logger.info("training started run=%s training=%s", run.id, snapshot["id"])
+    return snapshot["id"]
 
 
 def get_progress(
@@ -207,7 +229,7 @@ def _insert_pending_run(conn, user_id, request, uploads, parameters, idempotency
                         idempotency_key,
                     ),
                 ).fetchone()
-            return {**run, "trigger_word": trigger_word}
+            return PendingRun(str(run["id"]), str(run["model_id"]), user_id, trigger_word, uploads)
         except psycopg.errors.UniqueViolation as error:
             # Which invariant held tells us what to answer; the database decided, not a read.
             constraint = error.diag.constraint_name
@@ -222,18 +244,18 @@ def _insert_pending_run(conn, user_id, request, uploads, parameters, idempotency
     raise AssertionError("no free trigger word after 5 tries")
 
 
-def _store_zip(conn, run, uploads, storage: "Storage", user_id: str) -> str:
+def _store_zip(conn: psycopg.Connection, run: PendingRun, storage: "Storage") -> str:
     try:
-        archive = build_zip((u["filename"], _read_upload(storage, u)) for u in uploads)
+        archive = build_zip((u["filename"], _read_upload(storage, u)) for u in run.uploads)
     except DatasetImageError as error:
         raise BadGateway(
             f"Failed to create training ZIP: {error.name} ({error.reason})", code="zip_failed"
         ) from error
-    key = f"{user_prefix(user_id)}/trainings/{run['id']}.zip"
+    key = f"{user_prefix(run.user_id)}/trainings/{run.id}.zip"
     stored = storage.put(key, archive, "application/zip")
     conn.execute(
         "UPDATE training_runs SET zip_key = %s, zip_url = %s WHERE id = %s",
-        (stored.key, stored.url, run["id"]),
+        (stored.key, stored.url, run.id),
     )
     return stored.url
 

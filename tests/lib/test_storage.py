@@ -1,0 +1,55 @@
+"""Every storage backend keeps the same promises (local folder, Blob through the SDK)."""
+
+import hashlib
+
+import pytest
+
+from lib.errors import NotFound
+from lib.settings import get_settings
+from lib.storage import LocalStorage, get_storage
+
+
+@pytest.fixture(params=["local", "blob"])
+def storage(request, stack, tmp_path):
+    if request.param == "local":
+        return LocalStorage(tmp_path, "http://127.0.0.1:1/_local_storage")
+    return get_storage(get_settings())  # the suite's Blob emulator
+
+
+def test_put_then_read_returns_the_same_bytes(storage):
+    stored = storage.put("t/a.bin", b"hello", "application/octet-stream")
+
+    assert storage.read("t/a.bin") == b"hello"
+    assert stored.size == 5 and stored.key == "t/a.bin"
+
+
+def test_a_stream_larger_than_one_part_is_stored_whole(storage):
+    parts = [bytes([i]) * (3 * 1024 * 1024) for i in range(4)]  # 12 MiB in 4 pieces
+
+    stored = storage.put_stream("t/big.zip", iter(parts), "application/zip")
+
+    expected = b"".join(parts)
+    assert stored.size == len(expected)
+    assert stored.sha256 == hashlib.sha256(expected).hexdigest()
+    assert hashlib.sha256(b"".join(storage.stream("t/big.zip"))).hexdigest() == stored.sha256
+
+
+def test_a_missing_object_is_not_found(storage):
+    with pytest.raises(NotFound, match="does not exist"):
+        storage.read("t/missing.bin")
+
+
+def test_delete_removes_and_ignores_missing_keys(storage):
+    storage.put("t/gone.bin", b"x", "application/octet-stream")
+
+    storage.delete(["t/gone.bin", "t/never-there.bin"])
+
+    with pytest.raises(NotFound):
+        storage.read("t/gone.bin")
+
+
+def test_a_local_key_cannot_escape_its_folder(tmp_path):
+    storage = LocalStorage(tmp_path / "root", "http://x")
+
+    with pytest.raises(ValueError, match="escapes"):
+        storage.put("../outside.bin", b"x", "application/octet-stream")
