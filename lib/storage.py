@@ -1,4 +1,4 @@
-"""Where selfies, ZIPs and weights live: Vercel Blob, or a local folder in development.
+"""Where selfies, ZIPs and weights live: Vercel Blob, S3 (lib/storage_s3.py) or a local folder.
 
 Objects are referred to by key (the Blob pathname); URLs are only handed to browsers and to
 Replicate, never fetched from user input.
@@ -9,7 +9,8 @@ import ipaddress
 import logging
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from itertools import chain
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import quote, urlsplit
@@ -143,13 +144,18 @@ class BlobStorage:
     def put_stream(self, key: str, chunks: Iterable[bytes], content_type: str) -> StoredObject:
         from vercel.blob.sync import multipart_upload_blob
 
+        pieces = rechunk(chunks, PART_SIZE)
+        first = next(pieces, b"")
+        if len(first) < PART_SIZE:  # the whole object fits in one request
+            stored = self.put(key, first, content_type)
+            return replace(stored, sha256=hashlib.sha256(first).hexdigest())
         digest, size = hashlib.sha256(), 0
         with self._session(), self._errors():
             upload = multipart_upload_blob(
                 key, access="public", content_type=content_type, allow_overwrite=True
             )
             with upload:
-                for part in rechunk(chunks, PART_SIZE):
+                for part in chain([first], pieces):
                     digest.update(part)
                     size += len(part)
                     upload.upload_part(part)
@@ -227,6 +233,10 @@ def _is_loopback(url: str | None) -> bool:
 
 def get_storage(settings: Settings) -> Storage:
     """The backend chosen by STORAGE_BACKEND (or the presence of BLOB_READ_WRITE_TOKEN)."""
+    if settings.storage_backend == "s3":
+        from lib.storage_s3 import S3Storage
+
+        return S3Storage(settings)
     if settings.storage_backend == "blob":
         assert settings.blob_read_write_token  # settings refuse blob without a token
         return BlobStorage(settings.blob_read_write_token, settings.blob_api_url)
