@@ -8,8 +8,10 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -19,6 +21,9 @@ from lib.settings import Settings
 logger = logging.getLogger(__name__)
 
 TIMEOUT = httpx.Timeout(10.0, connect=5.0, read=20.0, write=20.0, pool=5.0)
+DOWNLOAD_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+DOWNLOAD_CHUNK = 256 * 1024
+DELIVERY_HOST = "replicate.delivery"
 MAX_ATTEMPTS = 3
 MAX_RETRY_WAIT_SECONDS = 2.0
 WEBHOOK_EVENTS = ["start", "logs", "completed"]
@@ -135,6 +140,42 @@ class Replicate:
     def cancel_training(self, training_id: str) -> dict[str, Any]:
         """Ask Replicate to cancel a training."""
         return training_snapshot(self._call(lambda: self.client.trainings.cancel(training_id)))
+
+    @contextmanager
+    def download(self, url: str) -> Iterator[Iterator[bytes]]:
+        """A file Replicate serves (e.g. a training's weights) as a stream of chunks."""
+        if not self._serves(url):
+            raise BadGateway("The file is not on Replicate's delivery host", code="replicate_error")
+        try:
+            with httpx.stream(
+                "GET", url, timeout=DOWNLOAD_TIMEOUT, follow_redirects=True
+            ) as response:
+                if response.status_code in (404, 410):
+                    raise NotFoundUpstream("Replicate no longer serves the file")
+                if response.status_code >= 400:
+                    raise BadGateway(
+                        f"Replicate's file host answered {response.status_code}",
+                        code="replicate_error",
+                    )
+                yield response.iter_bytes(DOWNLOAD_CHUNK)
+        except httpx.TimeoutException as error:
+            raise GatewayTimeout("Replicate's file host timed out", code="replicate_timeout") from (
+                error
+            )
+        except httpx.TransportError as error:
+            raise BadGateway("Replicate's file host failed", code="replicate_unreachable") from (
+                error
+            )
+
+    def _serves(self, url: str) -> bool:
+        # Only Replicate's delivery host (or the configured API origin, e.g. the emulator):
+        # a weights URL is data from outside, never a reason to fetch an arbitrary address.
+        parts, api = urlsplit(url), urlsplit(self._settings.replicate_base_url)
+        host = parts.hostname or ""
+        delivery = parts.scheme == "https" and (
+            host == DELIVERY_HOST or host.endswith("." + DELIVERY_HOST)
+        )
+        return delivery or (parts.scheme, parts.netloc) == (api.scheme, api.netloc)
 
     def _cached(self, kind: str, name: str, load: Callable[[], str]) -> str:
         key = self._key(kind, name)

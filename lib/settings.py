@@ -1,12 +1,13 @@
 """Configuration: one frozen dataclass built from the environment, once per process."""
 
+import ipaddress
 import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from lib.errors import ConfigError
 
@@ -120,6 +121,15 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY"),
         aws_session_token=env.get("AWS_SESSION_TOKEN"),
     )
+
+
+def is_loopback_url(url: str | None) -> bool:
+    """Whether a URL points at this machine (so nothing outside can call it)."""
+    host = urlsplit(url or "").hostname or ""
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @cache

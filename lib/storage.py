@@ -5,7 +5,6 @@ Replicate, never fetched from user input.
 """
 
 import hashlib
-import ipaddress
 import logging
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -13,10 +12,10 @@ from dataclasses import dataclass, replace
 from itertools import chain
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from lib.errors import BadGateway, NotFound
-from lib.settings import Settings
+from lib.settings import Settings, is_loopback_url
 
 logger = logging.getLogger(__name__)
 
@@ -198,7 +197,7 @@ class BlobStorage:
         options = SyncBlobServiceOptions(
             base_url=self.api_url, credentials_factory=lambda: credentials
         )
-        if not _is_loopback(self.api_url):
+        if not is_loopback_url(self.api_url):
             return session(service_options=[options])
         # The local Blob emulator serves deliveries too: send *.blob.vercel-storage.com there.
         return session(
@@ -221,14 +220,6 @@ def _loopback_client(emulator_url: str):
             return super().handle_request(request)
 
     return httpx.Client(transport=LoopbackDelivery())
-
-
-def _is_loopback(url: str | None) -> bool:
-    host = urlsplit(url or "").hostname or ""
-    try:
-        return host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def get_storage(settings: Settings) -> Storage:

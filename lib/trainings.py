@@ -3,17 +3,18 @@
 import logging
 import secrets
 from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg.types.json import Jsonb
 
-from lib import models
+from lib import models, reconcile
 from lib.dataset import DatasetImageError, build_zip
 from lib.errors import ApiError, BadGateway, BadRequest, Conflict, Unprocessable
 from lib.paths import user_prefix
-from lib.settings import RECORDED_ONLY_PARAMETERS, Settings
-from lib.training_events import apply_snapshot
+from lib.settings import RECORDED_ONLY_PARAMETERS, Settings, is_loopback_url
+from lib.training_events import apply_snapshot, end_run
 
 if TYPE_CHECKING:  # both pull in httpx; the progress function must not pay for it
     from lib.replicate import Replicate
@@ -82,12 +83,17 @@ def start_training(
         if earlier:
             return earlier
     uploads = _callers_uploads(conn, user_id, request.image_urls)
-    parameters = {**settings.full_training_input(), **RECORDED_ONLY_PARAMETERS}
+    parameters = run_parameters(settings)
     run = _insert_pending_run(conn, user_id, request, uploads, parameters, idempotency_key)
     if isinstance(run, StartedTraining):
         return run
     training_id = launch_run(conn, run, replicate=replicate, storage=storage, settings=settings)
     return StartedTraining(run.model_id, training_id, run.trigger_word)
+
+
+def run_parameters(settings: Settings) -> dict[str, object]:
+    """What a new run records as its parameters: the trainer input plus recorded-only ones."""
+    return {**settings.full_training_input(), **RECORDED_ONLY_PARAMETERS}
 
 
 @dataclass(frozen=True)
@@ -120,15 +126,16 @@ def launch_run(
                 "trigger_word": run.trigger_word,
                 "input_images": zip_url,
             },
-            webhook=settings.callback_url(WEBHOOK_PATH, run=run.id),
+            webhook=_webhook_url(settings, run.id),
         )
     except ApiError as error:
-        _fail_run(conn, run.id, error.message)
+        end_run(conn, run.id, status="failed", error=error.message)
         raise
     conn.execute(
         "UPDATE user_models SET replicate_model_id = %s WHERE id = %s", (destination, run.model_id)
     )
-    apply_snapshot(conn, snapshot, run_id=run.id)
+    if apply_snapshot(conn, snapshot, run_id=run.id) is None:
+        _cancel_if_ended_meanwhile(conn, run.id, snapshot["id"], replicate)
     logger.info("training started run=%s training=%s", run.id, snapshot["id"])
     return snapshot["id"]
 
@@ -142,38 +149,20 @@ def get_progress(
 ) -> dict[str, Any]:
     """Progress from the database; Replicate is asked only when a live run has gone quiet."""
     row = models.find_model(conn, user_id=user_id, model_id=model_id)
-    training_id = _claim_poll(conn, row["run_id"], settings.progress_poll_seconds)
-    if training_id:
-        _poll(conn, settings, training_id)
+    quiet = reconcile.claim_quiet_runs(
+        conn,
+        quiet_seconds=settings.progress_poll_seconds,
+        limit=1,
+        settings=settings,
+        run_id=row["run_id"],
+    )
+    if quiet:
+        from lib.replicate import Replicate
+
+        reconcile.check_training(conn, quiet[0], replicate=Replicate(settings), settings=settings)
         row = models.find_model(conn, user_id=user_id, model_id=model_id)
     model = models.model_json(row)
     return {"status": model["status"], "progress": model["progress"], "model": model}
-
-
-def _claim_poll(conn: psycopg.Connection, run_id: Any, after_seconds: int) -> str | None:
-    # Single flight across every instance: only the request that moves last_polled_at polls.
-    row = conn.execute(
-        """
-        UPDATE training_runs SET last_polled_at = now()
-        WHERE id = %(id)s AND status_rank < 3 AND replicate_training_id IS NOT NULL
-          AND coalesce(last_event_at, created_at) < now() - make_interval(secs => %(after)s)
-          AND (last_polled_at IS NULL OR last_polled_at < now() - make_interval(secs => %(after)s))
-        RETURNING replicate_training_id
-        """,
-        {"id": run_id, "after": after_seconds},
-    ).fetchone()
-    return row["replicate_training_id"] if row else None
-
-
-def _poll(conn: psycopg.Connection, settings: Settings, training_id: str) -> None:
-    from lib.replicate import Replicate
-
-    try:
-        apply_snapshot(conn, Replicate(settings).get_training(training_id))
-        logger.info("polled quiet training=%s", training_id)
-    except ApiError as error:
-        # The stored state is still the best answer; the cron keeps trying.
-        logger.warning("poll failed training=%s code=%s", training_id, error.code)
 
 
 def _started_with_key(conn, user_id: str, key: str) -> StartedTraining | None:
@@ -267,12 +256,40 @@ def _read_upload(storage: "Storage", upload: dict[str, Any]) -> bytes:
         raise DatasetImageError(upload["filename"], "could not be read from storage") from error
 
 
-def _fail_run(conn: psycopg.Connection, run_id: Any, message: str) -> None:
-    conn.execute(
-        "UPDATE training_runs SET status = 'failed', status_rank = 3, error = %s,"
-        " completed_at = now() WHERE id = %s AND status_rank < 3",
-        (message, run_id),
+def _webhook_url(settings: Settings, run_id: str) -> str | None:
+    url = settings.callback_url(WEBHOOK_PATH, run=run_id)
+    if is_loopback_url(url) and not is_loopback_url(settings.replicate_base_url):
+        url = None  # the real Replicate cannot call this machine
+    if url is None:
+        _warn_no_webhooks()
+    return url
+
+
+@cache
+def _warn_no_webhooks() -> None:
+    logger.warning(
+        "no public URL reaches this deployment (set PUBLIC_BASE_URL): trainings start without"
+        " a webhook; progress polls and GET /api/cron/reconcile pick up their state instead"
     )
+
+
+def _cancel_if_ended_meanwhile(
+    conn: psycopg.Connection, run_id: str, training_id: str, replicate: "Replicate"
+) -> None:
+    # Canceled (or given up) while Replicate's create call was in flight: the training exists
+    # upstream but our run is over, so record its id and stop it before it bills.
+    ended = conn.execute(
+        "UPDATE training_runs SET replicate_training_id = %s"
+        " WHERE id = %s AND status_rank = 3 AND replicate_training_id IS NULL RETURNING id",
+        (training_id, run_id),
+    ).fetchone()
+    if not ended:
+        return
+    logger.info("run ended during create, canceling training=%s", training_id)
+    try:
+        replicate.cancel_training(training_id)
+    except ApiError as error:
+        logger.warning("cancel failed training=%s code=%s", training_id, error.code)
 
 
 def _text(body: dict[str, Any], name: str, limit: int) -> str | None:

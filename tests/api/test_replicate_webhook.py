@@ -2,12 +2,13 @@
 
 import json
 import time
+import uuid
 
 import httpx
 import pytest
 
 from lib.webhooks import sign
-from tests.helpers import start_training, upload_selfies
+from tests.helpers import deliver, start_training, upload_selfies
 
 
 @pytest.fixture
@@ -17,22 +18,6 @@ def training(api, user, stack):
     assert response.status_code == 201, response.text
     body = response.json()
     return body, stack.replicate.get_object(body["trainingId"])
-
-
-def deliver(api, stack, payload, *, webhook_id=None, timestamp=None, secret=None, query=""):
-    """POST a delivery signed as Replicate signs it."""
-    raw = json.dumps(payload).encode()
-    webhook_id = webhook_id or f"msg_{time.time_ns()}"
-    timestamp = int(time.time()) if timestamp is None else timestamp
-    headers = {
-        "webhook-id": webhook_id,
-        "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign(
-            secret or stack.replicate.webhook_secret, webhook_id, timestamp, raw
-        ),
-        "content-type": "application/json",
-    }
-    return api.post(f"/api/webhooks/replicate{query}", content=raw, headers=headers)
 
 
 def run_row(db, training_id):
@@ -185,18 +170,16 @@ def test_a_webhook_that_arrives_before_start_returns_finds_its_run_by_the_url(ap
     run = db.execute("SELECT id FROM training_runs WHERE user_id = %s", (user.id,)).fetchone()
     db.execute("UPDATE training_runs SET replicate_training_id = NULL WHERE id = %s", (run["id"],))
 
+    early_id = f"earlybird{uuid.uuid4().hex[:17]}"
     response = deliver(
-        api,
-        stack,
-        {"id": "earlybirdtraining000000000", "status": "processing", "logs": ""},
-        query=f"?run={run['id']}",
+        api, stack, {"id": early_id, "status": "processing", "logs": ""}, query=f"?run={run['id']}"
     )
 
     assert response.json()["outcome"] == "applied"
     row = db.execute(
         "SELECT status, replicate_training_id FROM training_runs WHERE id = %s", (run["id"],)
     ).fetchone()
-    assert row == {"status": "processing", "replicate_training_id": "earlybirdtraining000000000"}
+    assert row == {"status": "processing", "replicate_training_id": early_id}
 
 
 def test_malformed_json_with_a_valid_signature_is_400(api, stack):
