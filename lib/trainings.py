@@ -126,7 +126,7 @@ def launch_run(
                 "trigger_word": run.trigger_word,
                 "input_images": zip_url,
             },
-            webhook=_webhook_url(settings, run.id),
+            webhook=webhook_url(settings, run.id),
         )
     except ApiError as error:
         end_run(conn, run.id, status="failed", error=error.message)
@@ -256,7 +256,8 @@ def _read_upload(storage: "Storage", upload: dict[str, Any]) -> bytes:
         raise DatasetImageError(upload["filename"], "could not be read from storage") from error
 
 
-def _webhook_url(settings: Settings, run_id: str) -> str | None:
+def webhook_url(settings: Settings, run_id: str) -> str | None:
+    """Where Replicate should report on a run, or None when it could never reach us."""
     url = settings.callback_url(WEBHOOK_PATH, run=run_id)
     if is_loopback_url(url) and not is_loopback_url(settings.replicate_base_url):
         url = None  # the real Replicate cannot call this machine

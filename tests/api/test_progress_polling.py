@@ -1,6 +1,6 @@
 """Progress answers from the database and asks Replicate only when a run has gone quiet."""
 
-from tests.helpers import go_quiet, progress, replicate_gets
+from tests.helpers import go_quiet, progress, replicate_gets, started
 
 
 def test_a_recent_run_is_answered_without_asking_replicate(api, user, stack, quiet_training):
@@ -53,3 +53,18 @@ def test_a_missing_model_id_is_400(api, user):
 
     assert response.status_code == 400
     assert response.json()["code"] == "missing_parameter"
+
+
+def test_a_training_started_without_a_public_url_is_followed_by_polling(
+    api, user, stack, db, configure
+):
+    configure(PUBLIC_BASE_URL=None)
+    body = started(api, user)
+    stack.replicate.advance(body["trainingId"], "succeeded")
+    go_quiet(db, body["trainingId"])
+
+    answer = progress(api, user, body["modelId"])
+
+    create = [r for r in stack.replicate.requests if r.path.endswith("/trainings")][-1]
+    assert "webhook" not in create.json
+    assert answer["status"] == "completed"
