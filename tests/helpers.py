@@ -73,8 +73,8 @@ def go_quiet(db, training_id: str, seconds: int = 120) -> None:
     )
 
 
-def deliver(api, stack, payload, *, webhook_id=None, timestamp=None, secret=None, query=""):
-    """POST a delivery signed as Replicate signs it."""
+def signed_delivery(stack, payload, *, webhook_id=None, timestamp=None, secret=None):
+    """A delivery's raw body and headers, signed as Replicate signs them."""
     raw = json.dumps(payload).encode()
     webhook_id = webhook_id or f"msg_{uuid.uuid4().hex}"
     timestamp = int(time.time()) if timestamp is None else timestamp
@@ -86,4 +86,10 @@ def deliver(api, stack, payload, *, webhook_id=None, timestamp=None, secret=None
         ),
         "content-type": "application/json",
     }
+    return raw, headers
+
+
+def deliver(api, stack, payload, *, query="", **signing):
+    """POST a delivery signed as Replicate signs it."""
+    raw, headers = signed_delivery(stack, payload, **signing)
     return api.post(f"/api/webhooks/replicate{query}", content=raw, headers=headers)
