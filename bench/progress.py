@@ -5,8 +5,10 @@ on real PostgreSQL. Ours reads the database (Replicate only for quiet runs); the
 usual poll-only design, asks the Replicate emulator (--latency, default 150 ms, like
 api.replicate.com from a function) on every request and applies the answer. The pollers run in
 a separate process (its own GIL), each phase lasts --seconds, phases alternate --runs times.
-Reported: requests per second (median and min of the runs), p50 and p99 latency, and the ratio
-of our median throughput to the baseline's.
+A third endpoint only opens the per-request database connection and runs `SELECT 1`: the
+ceiling any endpoint on a fresh connection per request reaches on this machine.
+Reported: requests per second (median and min of the runs), p50 and p99 latency, Replicate
+calls per poll, and the ratio of our median throughput to the baseline's.
 
     TEST_DATABASE_URL=postgresql://... .venv/bin/python -m bench.progress --runs 3
 """
@@ -44,6 +46,15 @@ def ask_replicate_every_time(request: Request) -> Response:
         row = models.find_model(conn, user_id=user_id, model_id=model_id)
     model = models.model_json(row)
     return json_response({"status": model["status"], "progress": model["progress"], "model": model})
+
+
+def connect_only(request: Request) -> Response:
+    """The ceiling: authenticate, open the request's connection, SELECT 1 -- nothing else."""
+    settings = get_settings()
+    authenticate(request, settings)
+    with database.connect(settings) as conn:
+        conn.execute("SELECT 1")
+    return json_response({})
 
 
 def poll(url: str, headers: dict[str, str], pollers: int, seconds: float) -> list[float]:
@@ -89,6 +100,7 @@ def main() -> None:
 
     stack = start_local_stack(PROGRESS_POLL_SECONDS="3600")  # a live run, never quiet here
     baseline = serve(endpoint(ask_replicate_every_time, "GET"))
+    ceiling = serve(endpoint(connect_only, "GET"))
     try:
         with httpx.Client(base_url=stack.url, timeout=30) as api:
             user, body = new_training(api)
@@ -99,6 +111,7 @@ def main() -> None:
         urls = {
             "ours": f"{stack.url}/api/training/progress{query}",
             "baseline": f"http://127.0.0.1:{baseline.port}/{query}",
+            "ceiling": f"http://127.0.0.1:{ceiling.port}/",
         }
         samples: dict[str, list[list[float]]] = {name: [] for name in urls}
         calls = dict.fromkeys(urls, 0)
@@ -111,6 +124,7 @@ def main() -> None:
                     calls[name] += len(stack.replicate.requests) - before
     finally:
         baseline.shutdown()
+        ceiling.shutdown()
         stack.close()
 
     print(f"progress under {args.pollers} pollers, {args.runs} x {args.seconds:.0f} s phases,")
