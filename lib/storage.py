@@ -72,6 +72,18 @@ def rechunk(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:
         yield bytes(buffer)
 
 
+def put_if_small(
+    storage: Storage, key: str, chunks: Iterable[bytes], content_type: str
+) -> tuple[StoredObject | None, Iterator[bytes]]:
+    """Store a stream that fits in one part with a plain put; else (None, its parts)."""
+    pieces = rechunk(chunks, PART_SIZE)
+    first = next(pieces, b"")
+    if len(first) < PART_SIZE:  # the whole object fits in one request
+        stored = storage.put(key, first, content_type)
+        return replace(stored, sha256=hashlib.sha256(first).hexdigest()), iter(())
+    return None, chain([first], pieces)
+
+
 class LocalStorage:
     """Files under a folder, served by the dev server at `<public base>/_local_storage/<key>`."""
 
@@ -143,18 +155,16 @@ class BlobStorage:
     def put_stream(self, key: str, chunks: Iterable[bytes], content_type: str) -> StoredObject:
         from vercel.blob.sync import multipart_upload_blob
 
-        pieces = rechunk(chunks, PART_SIZE)
-        first = next(pieces, b"")
-        if len(first) < PART_SIZE:  # the whole object fits in one request
-            stored = self.put(key, first, content_type)
-            return replace(stored, sha256=hashlib.sha256(first).hexdigest())
+        stored, parts = put_if_small(self, key, chunks, content_type)
+        if stored:
+            return stored
         digest, size = hashlib.sha256(), 0
         with self._session(), self._errors():
             upload = multipart_upload_blob(
                 key, access="public", content_type=content_type, allow_overwrite=True
             )
             with upload:
-                for part in chain([first], pieces):
+                for part in parts:
                     digest.update(part)
                     size += len(part)
                     upload.upload_part(part)

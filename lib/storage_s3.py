@@ -8,14 +8,12 @@ import hashlib
 import logging
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
-from itertools import chain
 from typing import Any
 from urllib.parse import quote
 
 from lib.errors import BadGateway, ConfigError, NotFound
 from lib.settings import Settings
-from lib.storage import CHUNK_SIZE, PART_SIZE, StoredObject, rechunk
+from lib.storage import CHUNK_SIZE, StoredObject, put_if_small
 
 logger = logging.getLogger(__name__)
 
@@ -70,18 +68,16 @@ class S3Storage:
         return StoredObject(key, self.url(key), len(data), content_type)
 
     def put_stream(self, key: str, chunks: Iterable[bytes], content_type: str) -> StoredObject:
-        pieces = rechunk(chunks, PART_SIZE)
-        first = next(pieces, b"")
-        if len(first) < PART_SIZE:  # the whole object fits in one request
-            stored = self.put(key, first, content_type)
-            return replace(stored, sha256=hashlib.sha256(first).hexdigest())
+        stored, pieces = put_if_small(self, key, chunks, content_type)
+        if stored:
+            return stored
         digest, size, parts = hashlib.sha256(), 0, []
         with self._errors():
             upload = self.client.create_multipart_upload(
                 Bucket=self.bucket, Key=key, ContentType=content_type
             )["UploadId"]
             try:
-                for number, part in enumerate(chain([first], pieces), start=1):
+                for number, part in enumerate(pieces, start=1):
                     digest.update(part)
                     size += len(part)
                     etag = self.client.upload_part(
