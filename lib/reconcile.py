@@ -26,10 +26,11 @@ logger = logging.getLogger(__name__)
 CRON_QUIET_SECONDS = 5 * 60
 # Longer than any start request can run (the functions' maxDuration is 300 s).
 PENDING_ABANDONED_MINUTES = 10
-RUNS_PER_CRON = 25
-ZIPS_PER_CRON = 100
-# Weight copies stop being claimed after this long, leaving the function time to finish.
-WEIGHTS_BUDGET_SECONDS = 180
+RUNS_PER_BATCH = 25
+ZIPS_PER_BATCH = 100
+# Seconds into a run after which each stage claims no more work: the function (maxDuration
+# 300 s) finishes what it holds; the rest waits for the next run.
+CHECKS_UNTIL, WEIGHTS_UNTIL, ZIPS_UNTIL = 60, 200, 240
 # A claimed copy not finished after this long died with its function; it may be claimed again.
 WEIGHTS_RECLAIM_MINUTES = 15
 WEIGHTS_MAX_ATTEMPTS = 5
@@ -63,18 +64,25 @@ def reconcile(
     settings: Settings,
 ) -> dict[str, int]:
     """One cron run: bounded work, safe beside any other run; a count of what it did."""
+    began = time.monotonic()
+
+    def within(seconds: int) -> bool:
+        return time.monotonic() < began + seconds
+
     summary = Counter(dict.fromkeys(SUMMARY_KEYS, 0))
     summary["abandonedPending"] = _fail_abandoned_pending(conn)
-    quiet = claim_quiet_runs(
-        conn, quiet_seconds=CRON_QUIET_SECONDS, limit=RUNS_PER_CRON, settings=settings
-    )
-    for run in quiet:
-        summary["checked"] += 1
-        summary[check_training(conn, run, replicate=replicate, settings=settings)] += 1
-    deadline = time.monotonic() + WEIGHTS_BUDGET_SECONDS
-    while time.monotonic() < deadline and (claim := _claim_weights(conn)):
+    while within(CHECKS_UNTIL) and (
+        quiet := claim_quiet_runs(
+            conn, quiet_seconds=CRON_QUIET_SECONDS, limit=RUNS_PER_BATCH, settings=settings
+        )
+    ):
+        for run in quiet:
+            summary["checked"] += 1
+            summary[check_training(conn, run, replicate=replicate, settings=settings)] += 1
+    while within(WEIGHTS_UNTIL) and (claim := _claim_weights(conn)):
         summary[_archive_weights(conn, claim, replicate=replicate, storage=storage)] += 1
-    summary["zipsDeleted"] = _delete_finished_zips(conn, storage)
+    while within(ZIPS_UNTIL) and (deleted := _delete_finished_zips(conn, storage)):
+        summary["zipsDeleted"] += deleted
     logger.info("reconciled %s", " ".join(f"{k}={v}" for k, v in summary.items()))
     return dict(summary)
 
@@ -174,16 +182,11 @@ def _fail_abandoned_pending(conn: psycopg.Connection) -> int:
         WHERE id IN (
             SELECT id FROM training_runs
             WHERE status_rank = 0 AND created_at < now() - make_interval(mins => %(minutes)s)
-            LIMIT %(limit)s
             FOR UPDATE SKIP LOCKED
         )
         RETURNING id
         """,
-        {
-            "error": NEVER_STARTED_ERROR,
-            "minutes": PENDING_ABANDONED_MINUTES,
-            "limit": RUNS_PER_CRON,
-        },
+        {"error": NEVER_STARTED_ERROR, "minutes": PENDING_ABANDONED_MINUTES},
     ).fetchall()
     return len(rows)
 
@@ -268,7 +271,7 @@ def _delete_finished_zips(conn: psycopg.Connection, storage: "Storage") -> int:
             "SELECT id, zip_key FROM training_runs"
             " WHERE status_rank = 3 AND zip_key IS NOT NULL"
             " ORDER BY completed_at LIMIT %s FOR UPDATE SKIP LOCKED",
-            (ZIPS_PER_CRON,),
+            (ZIPS_PER_BATCH,),
         ).fetchall()
         if rows:
             storage.delete([row["zip_key"] for row in rows])
