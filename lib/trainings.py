@@ -157,12 +157,22 @@ def get_progress(
         run_id=row["run_id"],
     )
     if quiet:
-        from lib.replicate import Replicate
-
-        reconcile.check_training(conn, quiet[0], replicate=Replicate(settings), settings=settings)
+        _check_quiet_run(conn, quiet[0], settings)
         row = models.find_model(conn, user_id=user_id, model_id=model_id)
     model = models.model_json(row)
     return {"status": model["status"], "progress": model["progress"], "model": model}
+
+
+def _check_quiet_run(conn: psycopg.Connection, run: dict[str, Any], settings: Settings) -> None:
+    from lib.replicate import Replicate
+
+    try:
+        replicate = Replicate(settings)
+    except ApiError as error:
+        # No token here: the stored state is still the best answer; the cron keeps trying.
+        logger.warning("quiet run not checked run=%s code=%s", run["id"], error.code)
+        return
+    reconcile.check_training(conn, run, replicate=replicate, settings=settings)
 
 
 def _started_with_key(conn, user_id: str, key: str) -> StartedTraining | None:

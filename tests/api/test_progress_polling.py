@@ -68,3 +68,16 @@ def test_a_training_started_without_a_public_url_is_followed_by_polling(
     create = [r for r in stack.replicate.requests if r.path.endswith("/trainings")][-1]
     assert "webhook" not in create.json
     assert answer["status"] == "completed"
+
+
+def test_a_quiet_run_is_answered_from_the_database_without_a_replicate_token(
+    api, user, stack, db, quiet_training, configure
+):
+    body = quiet_training
+    go_quiet(db, body["trainingId"])
+    configure(REPLICATE_API_TOKEN=None)
+
+    answer = progress(api, user, body["modelId"])
+
+    assert answer["status"] == "starting"
+    assert replicate_gets(stack, body["trainingId"]) == []
