@@ -158,7 +158,9 @@ class Replicate:
     def download(self, url: str) -> "Download":
         """One output file from Replicate's delivery host (its URLs expire after an hour)."""
         if not self._is_delivery_url(url):
-            raise BadGateway("Replicate returned an output outside its delivery host")
+            raise BadGateway(
+                "Replicate returned an output outside its delivery host", code="download_failed"
+            )
         failed = BadGateway("A Replicate output could not be downloaded", code="download_failed")
         try:
             with (
@@ -230,7 +232,7 @@ class Download:
 def snapshot(job: Any) -> dict[str, Any]:
     """The fields we use of a training or prediction, in the shape of a webhook payload."""
     output = job.output
-    if output is not None and not isinstance(output, dict | list):
+    if output is not None and not isinstance(output, dict | list | str):
         output = output.dict() if hasattr(output, "dict") else dict(output)
     return {
         "id": job.id,
