@@ -77,7 +77,7 @@ def screenshot(page, name: str) -> None:
     page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
 
 
-def test_the_console_goes_from_selfies_to_a_gallery_of_generated_pictures(dev_stack, page):
+def test_the_console_goes_from_selfies_to_a_gallery_of_generated_pictures(page, dev_stack):
     from playwright.sync_api import expect
 
     user = f"demo-{uuid.uuid4().hex[:8]}"
@@ -129,7 +129,7 @@ DATA_TRANSFER = """(files) => {
 
 
 @pytest.mark.parametrize("how", ["drop", "file input"])
-def test_selfies_can_be_dropped_or_chosen(stack, page, how):
+def test_selfies_can_be_dropped_or_chosen(page, stack, how):
     from playwright.sync_api import expect
 
     page.goto(stack.url + "/")
