@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from lib import models
+from lib import models, polling
 from lib.dataset import DatasetImageError, build_zip
 from lib.errors import ApiError, BadGateway, BadRequest, Conflict, Unprocessable
 from lib.paths import user_prefix
@@ -142,27 +142,14 @@ def get_progress(
 ) -> dict[str, Any]:
     """Progress from the database; Replicate is asked only when a live run has gone quiet."""
     row = models.find_model(conn, user_id=user_id, model_id=model_id)
-    training_id = _claim_poll(conn, row["run_id"], settings.progress_poll_seconds)
-    if training_id:
+    claimed = polling.claim_quiet(
+        conn, "training_runs", ids=[row["run_id"]], after_seconds=settings.progress_poll_seconds
+    )
+    for training_id in claimed:
         _poll(conn, settings, training_id)
         row = models.find_model(conn, user_id=user_id, model_id=model_id)
     model = models.model_json(row)
     return {"status": model["status"], "progress": model["progress"], "model": model}
-
-
-def _claim_poll(conn: psycopg.Connection, run_id: Any, after_seconds: int) -> str | None:
-    # Single flight across every instance: only the request that moves last_polled_at polls.
-    row = conn.execute(
-        """
-        UPDATE training_runs SET last_polled_at = now()
-        WHERE id = %(id)s AND status_rank < 3 AND replicate_training_id IS NOT NULL
-          AND coalesce(last_event_at, created_at) < now() - make_interval(secs => %(after)s)
-          AND (last_polled_at IS NULL OR last_polled_at < now() - make_interval(secs => %(after)s))
-        RETURNING replicate_training_id
-        """,
-        {"id": run_id, "after": after_seconds},
-    ).fetchone()
-    return row["replicate_training_id"] if row else None
 
 
 def _poll(conn: psycopg.Connection, settings: Settings, training_id: str) -> None:

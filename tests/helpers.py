@@ -1,12 +1,15 @@
-"""What many tests do: sign in, make real images, upload them, start a training."""
+"""What many tests do: sign in, make images, upload them, start a training, deliver webhooks."""
 
 import io
+import json
+import time
 
 import httpx
 from PIL import Image
 
 from dev.stack import DEV_JWT_SECRET
 from lib.auth import issue_token
+from lib.webhooks import sign
 
 
 class User:
@@ -36,3 +39,19 @@ def start_training(api: httpx.Client, user: User, urls: list[str], **extra) -> h
     """POST /api/training/start with a valid body."""
     body = {"modelName": "Me", "modelType": "flux", "gender": "woman", "imageUrls": urls, **extra}
     return api.post("/api/training/start", json=body, headers=user.headers)
+
+
+def deliver(api, stack, payload, *, webhook_id=None, timestamp=None, secret=None, query=""):
+    """POST a delivery signed as Replicate signs it."""
+    raw = json.dumps(payload).encode()
+    webhook_id = webhook_id or f"msg_{time.time_ns()}"
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    headers = {
+        "webhook-id": webhook_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": sign(
+            secret or stack.replicate.webhook_secret, webhook_id, timestamp, raw
+        ),
+        "content-type": "application/json",
+    }
+    return api.post(f"/api/webhooks/replicate{query}", content=raw, headers=headers)

@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from lib.webhooks import sign
-from tests.helpers import start_training, upload_selfies
+from tests.helpers import deliver, start_training, upload_selfies
 
 
 @pytest.fixture
@@ -17,22 +17,6 @@ def training(api, user, stack):
     assert response.status_code == 201, response.text
     body = response.json()
     return body, stack.replicate.get_object(body["trainingId"])
-
-
-def deliver(api, stack, payload, *, webhook_id=None, timestamp=None, secret=None, query=""):
-    """POST a delivery signed as Replicate signs it."""
-    raw = json.dumps(payload).encode()
-    webhook_id = webhook_id or f"msg_{time.time_ns()}"
-    timestamp = int(time.time()) if timestamp is None else timestamp
-    headers = {
-        "webhook-id": webhook_id,
-        "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign(
-            secret or stack.replicate.webhook_secret, webhook_id, timestamp, raw
-        ),
-        "content-type": "application/json",
-    }
-    return api.post(f"/api/webhooks/replicate{query}", content=raw, headers=headers)
 
 
 def run_row(db, training_id):
