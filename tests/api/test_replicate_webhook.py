@@ -2,6 +2,7 @@
 
 import json
 import time
+import uuid
 
 import httpx
 import pytest
@@ -168,11 +169,12 @@ def test_a_webhook_that_arrives_before_start_returns_finds_its_run_by_the_url(ap
     start_training(api, user, urls)  # only to learn the run id that start puts in the URL
     run = db.execute("SELECT id FROM training_runs WHERE user_id = %s", (user.id,)).fetchone()
     db.execute("UPDATE training_runs SET replicate_training_id = NULL WHERE id = %s", (run["id"],))
+    early_id = f"early{uuid.uuid4().hex[:21]}"
 
     response = deliver(
         api,
         stack,
-        {"id": "earlybirdtraining000000000", "status": "processing", "logs": ""},
+        {"id": early_id, "status": "processing", "logs": ""},
         query=f"?run={run['id']}",
     )
 
@@ -180,7 +182,7 @@ def test_a_webhook_that_arrives_before_start_returns_finds_its_run_by_the_url(ap
     row = db.execute(
         "SELECT status, replicate_training_id FROM training_runs WHERE id = %s", (run["id"],)
     ).fetchone()
-    assert row == {"status": "processing", "replicate_training_id": "earlybirdtraining000000000"}
+    assert row == {"status": "processing", "replicate_training_id": early_id}
 
 
 def test_malformed_json_with_a_valid_signature_is_400(api, stack):
