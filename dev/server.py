@@ -5,6 +5,11 @@ segment are not functions; `api/a/b.py` answers `/api/a/b`, `/api/a/b/` and `/ap
 `index.py` answers its folder; a `[name]` segment matches one path segment and adds
 `name=<value>` to the query. Each file is imported on its first request, by path, without its
 parent packages, the way Vercel's runtime loads it.
+
+Dev-only routes, answered only when no function matches (none exist on Vercel): `/` the console,
+`/_dev/token?user=` a dev user's token, `/_dev/stack` what is real and what is simulated,
+`/_dev/blob/<pathname>` an object of the simulated Blob store (whose https URLs a browser cannot
+reach), `/_local_storage/<key>` an object of the `local` storage backend.
 """
 
 import importlib.util
@@ -92,11 +97,19 @@ class VercelRouter:
     """The WSGI app `make dev` and the tests serve."""
 
     def __init__(
-        self, routes: list[Route], *, storage_dir: Path | None, token_secret: str | None
+        self,
+        routes: list[Route],
+        *,
+        storage_dir: Path | None,
+        token_secret: str | None,
+        parts: dict[str, str] | None = None,
+        blob_emulator_url: str | None = None,
     ) -> None:
         self.routes = routes
         self.storage_dir = storage_dir
         self.token_secret = token_secret
+        self.parts = parts or {}
+        self.blob_emulator_url = blob_emulator_url
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
@@ -117,7 +130,23 @@ class VercelRouter:
             return _json({"token": issue_token(self.token_secret, user), "user": user})
         if request.path.startswith("/_local_storage/") and self.storage_dir:
             return self._stored_file(unquote(request.path.removeprefix("/_local_storage/")))
+        if request.path == "/_dev/stack":
+            blob_proxy = "/_dev/blob/" if self.blob_emulator_url else None
+            return _json({"parts": self.parts, "blobProxy": blob_proxy})
+        if request.path.startswith("/_dev/blob/") and self.blob_emulator_url:
+            return self._simulated_blob(request.path.removeprefix("/_dev/blob/"))
         return _json({"error": "Not found", "code": "not_found"}, 404)
+
+    def _simulated_blob(self, pathname: str) -> Response:
+        # Simulated Blob URLs (https://<store>.public.blob.vercel-storage.com/...) exist only
+        # inside this process; the emulator serves the same objects to a browser at /_delivery.
+        import httpx
+
+        assert self.blob_emulator_url
+        url = f"{self.blob_emulator_url}/_delivery/public/{quote(pathname, safe='/')}"
+        upstream = httpx.get(url, timeout=10)
+        mimetype = upstream.headers.get("content-type", "application/octet-stream")
+        return Response(upstream.content, status=upstream.status_code, mimetype=mimetype)
 
     def _stored_file(self, key: str) -> Response:
         assert self.storage_dir

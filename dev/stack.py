@@ -47,8 +47,12 @@ def start_stack(
     port: int = 0,
     data_dir: Path = PROJECT_ROOT / ".data",
     walk_trainings: bool = True,
+    training_seconds: tuple[float, float] = (2.0, 20.0),
 ) -> LocalStack:
-    """Start simulators for what `env` leaves unset, write their settings into env, serve api/."""
+    """Start simulators for what `env` leaves unset, write their settings into env, serve api/.
+
+    `training_seconds` is how long a simulated training stays starting, then processing.
+    """
     parts: dict[str, str] = {}
     closers: list = []
     if not env.get("DATABASE_URL"):
@@ -56,7 +60,7 @@ def start_stack(
         parts["PostgreSQL"] = f"embedded (pgserver, {data_dir / 'postgres'})"
     else:
         parts["PostgreSQL"] = "real (DATABASE_URL)"
-    replicate = _replicate(env, parts, closers, walk_trainings)
+    replicate = _replicate(env, parts, closers, walk_trainings, training_seconds)
     blob = _blob(env, parts, closers, data_dir)
     if not env.get("AUTH_JWT_SECRET") and not env.get("AUTH_JWKS_URL"):
         env["AUTH_JWT_SECRET"] = DEV_JWT_SECRET
@@ -65,6 +69,8 @@ def start_stack(
         discover_routes(),
         storage_dir=Path(env.get("LOCAL_STORAGE_DIR", data_dir / "storage")),
         token_secret=env["AUTH_JWT_SECRET"] if parts.get("Auth") else None,
+        parts=parts,
+        blob_emulator_url=blob.url if blob else None,
     )
     server = serve(router, port)
     url = f"http://127.0.0.1:{server.port}"
@@ -72,15 +78,19 @@ def start_stack(
     return LocalStack(url, env["DATABASE_URL"], parts, server, replicate, blob, closers)
 
 
-def _replicate(env, parts, closers, walk_trainings: bool):
+def _replicate(env, parts, closers, walk_trainings: bool, training_seconds: tuple[float, float]):
     if env.get("REPLICATE_API_TOKEN"):
         parts["Replicate"] = "real (REPLICATE_API_TOKEN)"
         return None
     from dev.replicate_emulator import ReplicateEmulator
 
     token = "r8_dev_" + secrets.token_hex(8)
+    starting, processing = training_seconds
     emulator = ReplicateEmulator(
-        token=token, auto_walk=walk_trainings, starting_seconds=2, processing_seconds=20
+        token=token,
+        auto_walk=walk_trainings,
+        starting_seconds=starting,
+        processing_seconds=processing,
     ).start()
     closers.append(emulator.stop)
     env["REPLICATE_API_TOKEN"] = token

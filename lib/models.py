@@ -55,13 +55,14 @@ def model_json(row: dict[str, Any]) -> dict[str, Any]:
         "replicateModelId": row["replicate_model_id"],
         "replicateVersionId": row["replicate_version_id"],
         "loraWeightsUrl": row["lora_weights_url"],
-        "createdAt": _iso(row["created_at"]),
-        "startedAt": _iso(row["started_at"]),
-        "completedAt": _iso(row["completed_at"]),
+        "createdAt": iso(row["created_at"]),
+        "startedAt": iso(row["started_at"]),
+        "completedAt": iso(row["completed_at"]),
     }
 
 
-def _iso(value: Any) -> str | None:
+def iso(value: Any) -> str | None:
+    """A timestamp as the frontend reads it: ISO-8601 in UTC with a Z."""
     if value is None:
         return None
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")

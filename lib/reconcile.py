@@ -1,8 +1,9 @@
 """Reaching the truth when webhooks go missing, and tidying up after finished trainings.
 
 The progress endpoint checks one quiet run; the cron (`GET /api/cron/reconcile`) checks every
-quiet run, archives trained weights and deletes training ZIPs. Each piece of work is claimed in
-PostgreSQL first, so overlapping cron runs and progress polls do every piece exactly once.
+quiet run and generation, archives trained weights and deletes training ZIPs. Each piece of
+work is claimed in PostgreSQL first, so overlapping cron runs and progress polls do every piece
+exactly once.
 """
 
 import logging
@@ -11,7 +12,9 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 import psycopg
+from psycopg import sql
 
+from lib import polling
 from lib.errors import ApiError
 from lib.paths import user_prefix
 from lib.settings import Settings
@@ -36,7 +39,10 @@ WEIGHTS_RECLAIM_MINUTES = 15
 WEIGHTS_MAX_ATTEMPTS = 5
 
 NOT_FOUND_ERROR = "Replicate no longer knows this training (it answered 404); retry it"
-NEVER_STARTED_ERROR = "The training never reached Replicate: its start was interrupted; retry it"
+NEVER_STARTED_ERROR = {
+    "training_runs": "The training never reached Replicate: its start was interrupted; retry it",
+    "generations": "The generation never reached Replicate: its request was interrupted",
+}
 SUMMARY_KEYS = (
     "abandonedPending",
     "checked",
@@ -45,6 +51,7 @@ SUMMARY_KEYS = (
     "failedNotFound",
     "failedStartTimeout",
     "checkErrors",
+    "generationsChecked",
     "weightsArchived",
     "weightsFailed",
     "zipsDeleted",
@@ -64,21 +71,30 @@ def reconcile(
     settings: Settings,
 ) -> dict[str, int]:
     """One cron run: bounded work, safe beside any other run; a count of what it did."""
+    from lib import studio  # imported here: the progress function never needs it
+
     began = time.monotonic()
 
     def within(seconds: int) -> bool:
         return time.monotonic() < began + seconds
 
     summary = Counter(dict.fromkeys(SUMMARY_KEYS, 0))
-    summary["abandonedPending"] = _fail_abandoned_pending(conn)
+    summary["abandonedPending"] = sum(_fail_abandoned_pending(conn, t) for t in NEVER_STARTED_ERROR)
     while within(CHECKS_UNTIL) and (
-        quiet := claim_quiet_runs(
-            conn, quiet_seconds=CRON_QUIET_SECONDS, limit=RUNS_PER_BATCH, settings=settings
+        quiet := polling.claim_quiet_rows(
+            conn, "training_runs", after_seconds=CRON_QUIET_SECONDS, limit=RUNS_PER_BATCH
         )
     ):
         for run in quiet:
             summary["checked"] += 1
             summary[check_training(conn, run, replicate=replicate, settings=settings)] += 1
+    while within(CHECKS_UNTIL) and (
+        quiet := polling.claim_quiet_rows(
+            conn, "generations", after_seconds=CRON_QUIET_SECONDS, limit=RUNS_PER_BATCH
+        )
+    ):
+        studio.poll_predictions(conn, settings, [row["replicate_id"] for row in quiet])
+        summary["generationsChecked"] += len(quiet)
     while within(WEIGHTS_UNTIL) and (claim := _claim_weights(conn)):
         summary[_archive_weights(conn, claim, replicate=replicate, storage=storage)] += 1
     while within(ZIPS_UNTIL) and (deleted := _delete_finished_zips(conn, storage)):
@@ -87,53 +103,13 @@ def reconcile(
     return dict(summary)
 
 
-def claim_quiet_runs(
-    conn: psycopg.Connection,
-    *,
-    quiet_seconds: int,
-    limit: int,
-    settings: Settings,
-    run_id: Any = None,
-) -> list[dict[str, Any]]:
-    """Live runs silent for `quiet_seconds` and not asked about for as long, now claimed.
-
-    Claiming moves `last_polled_at`, so whoever moved it (a cron run or a progress request, on
-    any instance) is the only one to ask Replicate until the interval has passed again.
-    """
-    return conn.execute(
-        """
-        UPDATE training_runs r SET last_polled_at = now()
-        FROM (
-            SELECT id FROM training_runs
-            WHERE status_rank < 3 AND replicate_training_id IS NOT NULL
-              AND (%(run)s::uuid IS NULL OR id = %(run)s::uuid)
-              AND coalesce(last_event_at, created_at) < now() - make_interval(secs => %(quiet)s)
-              AND (last_polled_at IS NULL
-                   OR last_polled_at < now() - make_interval(secs => %(quiet)s))
-            ORDER BY created_at
-            LIMIT %(limit)s
-            FOR UPDATE SKIP LOCKED
-        ) quiet
-        WHERE r.id = quiet.id
-        RETURNING r.id, r.replicate_training_id,
-                  r.created_at < now() - make_interval(mins => %(timeout)s) AS start_overdue
-        """,
-        {
-            "run": run_id,
-            "quiet": quiet_seconds,
-            "limit": limit,
-            "timeout": settings.training_start_timeout_minutes,
-        },
-    ).fetchall()
-
-
 def check_training(
     conn: psycopg.Connection, run: dict[str, Any], *, replicate: "Replicate", settings: Settings
 ) -> str:
     """Ask Replicate about one claimed run and apply its answer; return the outcome."""
     from lib.replicate import NotFoundUpstream
 
-    training_id = run["replicate_training_id"]
+    training_id = run["replicate_id"]
     try:
         snapshot = replicate.get_training(training_id)
     except NotFoundUpstream:
@@ -146,48 +122,52 @@ def check_training(
         logger.warning("check failed training=%s code=%s", training_id, error.code)
         return "checkErrors"
     applied = apply_snapshot(conn, snapshot)
-    if snapshot["status"] == "starting" and run["start_overdue"]:
-        return _give_up_starting(conn, run, replicate=replicate, settings=settings)
+    if snapshot["status"] == "starting" and _fail_if_start_overdue(conn, run["id"], settings):
+        cancel_quietly(replicate, training_id)  # so it never starts, and never bills
+        return "failedStartTimeout"
     logger.info("checked quiet training=%s status=%s", training_id, snapshot["status"])
     return "recovered" if applied else "unchanged"
 
 
-def _give_up_starting(
-    conn: psycopg.Connection, run: dict[str, Any], *, replicate: "Replicate", settings: Settings
-) -> str:
+def _fail_if_start_overdue(conn: psycopg.Connection, run_id: Any, settings: Settings) -> bool:
+    """Fail a run still starting (or pending) past the limit; True when this call did."""
     minutes = settings.training_start_timeout_minutes
-    # below_rank=2: a `processing` webhook that arrived meanwhile wins.
-    if not end_run(
-        conn, run["id"], status="failed", error=start_timeout_error(minutes), below_rank=2
-    ):
-        return "unchanged"
+    row = conn.execute(
+        "UPDATE training_runs SET status = 'failed', status_rank = 3, error = %s,"
+        " completed_at = now()"
+        " WHERE id = %s AND status_rank <= 1"
+        " AND created_at < now() - make_interval(mins => %s) RETURNING id",
+        (start_timeout_error(minutes), run_id, minutes),
+    ).fetchone()
+    if row:
+        logger.warning("training still starting after %s min, failed run=%s", minutes, run_id)
+    return row is not None
+
+
+def cancel_quietly(replicate: "Replicate", training_id: str) -> None:
+    """Ask Replicate to cancel a training we gave up on; a failure is only logged."""
     try:
-        replicate.cancel_training(run["replicate_training_id"])  # so it never starts and bills
+        replicate.cancel_training(training_id)
     except ApiError as error:
-        logger.warning("cancel of overdue training failed code=%s", error.code)
-    logger.warning(
-        "training still starting after %s min, failed training=%s",
-        minutes,
-        run["replicate_training_id"],
-    )
-    return "failedStartTimeout"
+        logger.warning("cancel failed training=%s code=%s", training_id, error.code)
 
 
-def _fail_abandoned_pending(conn: psycopg.Connection) -> int:
-    # A crash between writing the run and Replicate's answer leaves it pending forever.
-    rows = conn.execute(
+def _fail_abandoned_pending(conn: psycopg.Connection, table: str) -> int:
+    # A crash between writing the row and Replicate's answer leaves it pending forever.
+    query = sql.SQL(
         """
-        UPDATE training_runs SET status = 'failed', status_rank = 3, error = %(error)s,
-                                 completed_at = now()
+        UPDATE {table} SET status = 'failed', status_rank = 3, error = %(error)s,
+                           completed_at = now()
         WHERE id IN (
-            SELECT id FROM training_runs
+            SELECT id FROM {table}
             WHERE status_rank = 0 AND created_at < now() - make_interval(mins => %(minutes)s)
             FOR UPDATE SKIP LOCKED
         )
         RETURNING id
-        """,
-        {"error": NEVER_STARTED_ERROR, "minutes": PENDING_ABANDONED_MINUTES},
-    ).fetchall()
+        """
+    ).format(table=sql.Identifier(table))
+    error = NEVER_STARTED_ERROR[table]
+    rows = conn.execute(query, {"error": error, "minutes": PENDING_ABANDONED_MINUTES}).fetchall()
     return len(rows)
 
 
@@ -244,7 +224,7 @@ def _archive_weights(
 
     key = f"{user_prefix(claim['user_id'])}/weights/{claim['training_run_id']}.tar"
     try:
-        with replicate.download(claim["source_url"]) as chunks:
+        with replicate.stream_download(claim["source_url"]) as chunks:
             stored = storage.put_stream(key, chunks, "application/x-tar")
     except ApiError as error:
         gone = isinstance(error, NotFoundUpstream)  # retrying cannot bring the file back

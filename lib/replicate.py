@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -21,12 +22,14 @@ from lib.settings import Settings
 logger = logging.getLogger(__name__)
 
 TIMEOUT = httpx.Timeout(10.0, connect=5.0, read=20.0, write=20.0, pool=5.0)
-DOWNLOAD_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 DOWNLOAD_CHUNK = 256 * 1024
-DELIVERY_HOST = "replicate.delivery"
 MAX_ATTEMPTS = 3
 MAX_RETRY_WAIT_SECONDS = 2.0
 WEBHOOK_EVENTS = ["start", "logs", "completed"]
+# A prediction takes seconds and has no progress worth a function invocation per log line.
+PREDICTION_WEBHOOK_EVENTS = ["start", "completed"]
+DELIVERY_HOST = "replicate.delivery"
+MAX_OUTPUT_BYTES = 50 * 1024 * 1024
 TOKEN_MISSING = "REPLICATE_API_TOKEN environment variable is not set"
 
 # Per-process caches keyed by (base URL, token): a trainer version and the account do not change
@@ -131,51 +134,85 @@ class Replicate:
         training = self._call(
             lambda: self.client.trainings.create(model=model, version=version, **options)
         )
-        return training_snapshot(training)
+        return snapshot(training)
 
     def get_training(self, training_id: str) -> dict[str, Any]:
         """The training as Replicate sees it now (404 raises NotFoundUpstream)."""
-        return training_snapshot(self._call(lambda: self.client.trainings.get(training_id)))
+        return snapshot(self._call(lambda: self.client.trainings.get(training_id)))
 
     def cancel_training(self, training_id: str) -> dict[str, Any]:
         """Ask Replicate to cancel a training."""
-        return training_snapshot(self._call(lambda: self.client.trainings.cancel(training_id)))
+        return snapshot(self._call(lambda: self.client.trainings.cancel(training_id)))
+
+    def create_prediction(
+        self, *, version: str, prediction_input: dict[str, Any], webhook: str | None
+    ) -> dict[str, Any]:
+        """Run a version (`owner/name:version_id`) on `prediction_input`."""
+        options: dict[str, Any] = {"version": version, "input": prediction_input}
+        if webhook:
+            options |= {"webhook": webhook, "webhook_events_filter": PREDICTION_WEBHOOK_EVENTS}
+        return snapshot(self._call(lambda: self.client.predictions.create(**options)))
+
+    def get_prediction(self, prediction_id: str) -> dict[str, Any]:
+        """The prediction as Replicate sees it now (404 raises NotFoundUpstream)."""
+        return snapshot(self._call(lambda: self.client.predictions.get(prediction_id)))
+
+    def download(self, url: str) -> "Download":
+        """One output file from Replicate's delivery host (its URLs expire after an hour)."""
+        if not self._is_delivery_url(url):
+            raise BadGateway(
+                "Replicate returned an output outside its delivery host", code="download_failed"
+            )
+        failed = BadGateway("A Replicate output could not be downloaded", code="download_failed")
+        try:
+            with (
+                httpx.Client(timeout=TIMEOUT, follow_redirects=False) as http,
+                http.stream("GET", url) as response,
+            ):
+                if response.status_code != 200:
+                    logger.warning("download failed status=%s", response.status_code)
+                    raise failed
+                content = _read_capped(response.iter_bytes(), MAX_OUTPUT_BYTES)
+                content_type = response.headers.get("content-type", "").split(";")[0]
+        except httpx.HTTPError as error:
+            logger.warning("download failed error=%s", type(error).__name__)
+            raise failed from error
+        return Download(content, content_type or "application/octet-stream")
 
     @contextmanager
-    def download(self, url: str) -> Iterator[Iterator[bytes]]:
-        """A file Replicate serves (e.g. a training's weights) as a stream of chunks."""
-        if not self._serves(url):
-            raise BadGateway("The file is not on Replicate's delivery host", code="replicate_error")
+    def stream_download(self, url: str) -> Iterator[Iterator[bytes]]:
+        """A large file from Replicate's delivery host (a training's weights), in chunks."""
+        if not self._is_delivery_url(url):
+            raise BadGateway("The file is not on Replicate's delivery host", code="download_failed")
         try:
-            with httpx.stream(
-                "GET", url, timeout=DOWNLOAD_TIMEOUT, follow_redirects=True
-            ) as response:
+            with (
+                httpx.Client(timeout=TIMEOUT, follow_redirects=False) as http,
+                http.stream("GET", url) as response,
+            ):
                 if response.status_code in (404, 410):
                     raise NotFoundUpstream("Replicate no longer serves the file")
-                if response.status_code >= 400:
+                if response.status_code != 200:
+                    logger.warning("download failed status=%s", response.status_code)
                     raise BadGateway(
                         f"Replicate's file host answered {response.status_code}",
-                        code="replicate_error",
+                        code="download_failed",
                     )
                 yield response.iter_bytes(DOWNLOAD_CHUNK)
-        except httpx.TimeoutException as error:
-            raise GatewayTimeout("Replicate's file host timed out", code="replicate_timeout") from (
-                error
-            )
-        except httpx.TransportError as error:
-            raise BadGateway("Replicate's file host failed", code="replicate_unreachable") from (
-                error
-            )
+        except httpx.HTTPError as error:
+            logger.warning("download failed error=%s", type(error).__name__)
+            raise BadGateway(
+                "A Replicate file could not be downloaded", code="download_failed"
+            ) from (error)
 
-    def _serves(self, url: str) -> bool:
-        # Only Replicate's delivery host (or the configured API origin, e.g. the emulator):
-        # a weights URL is data from outside, never a reason to fetch an arbitrary address.
-        parts, api = urlsplit(url), urlsplit(self._settings.replicate_base_url)
+    def _is_delivery_url(self, url: str) -> bool:
+        # Our own base URL counts too: the local emulator serves its outputs itself.
+        parts, base = urlsplit(url), urlsplit(self._settings.replicate_base_url)
         host = parts.hostname or ""
-        delivery = parts.scheme == "https" and (
+        if (parts.scheme, parts.netloc) == (base.scheme, base.netloc):
+            return True
+        return parts.scheme == "https" and (
             host == DELIVERY_HOST or host.endswith("." + DELIVERY_HOST)
         )
-        return delivery or (parts.scheme, parts.netloc) == (api.scheme, api.netloc)
 
     def _cached(self, kind: str, name: str, load: Callable[[], str]) -> str:
         key = self._key(kind, name)
@@ -213,20 +250,35 @@ class NotFoundUpstream(BadGateway):
     code = "replicate_not_found"
 
 
-def training_snapshot(training: Any) -> dict[str, Any]:
-    """The fields we use of a training, in the shape of a webhook payload."""
-    output = training.output
-    if output is not None and not isinstance(output, dict):
+@dataclass(frozen=True)
+class Download:
+    content: bytes
+    content_type: str
+
+
+def snapshot(job: Any) -> dict[str, Any]:
+    """The fields we use of a training or prediction, in the shape of a webhook payload."""
+    output = job.output
+    if output is not None and not isinstance(output, dict | list | str):
         output = output.dict() if hasattr(output, "dict") else dict(output)
     return {
-        "id": training.id,
-        "status": training.status,
-        "logs": training.logs or "",
-        "error": training.error,
+        "id": job.id,
+        "status": job.status,
+        "logs": job.logs or "",
+        "error": job.error,
         "output": output,
-        "started_at": training.started_at,
-        "completed_at": training.completed_at,
+        "started_at": job.started_at,
+        "completed_at": job.completed_at,
     }
+
+
+def _read_capped(chunks: Any, limit: int) -> bytes:
+    content = bytearray()
+    for chunk in chunks:
+        content += chunk
+        if len(content) > limit:
+            raise BadGateway("A Replicate output is too large to copy", code="download_failed")
+    return bytes(content)
 
 
 def _api_error(error: Any) -> ApiError:

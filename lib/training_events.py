@@ -14,6 +14,7 @@ from typing import Any
 import psycopg
 
 from lib.errors import BadRequest
+from lib.settings import Settings
 from lib.trainer_logs import logs_tail, parse_progress
 
 logger = logging.getLogger(__name__)
@@ -52,9 +53,22 @@ def parse_payload(body: bytes) -> dict[str, Any]:
 
 
 def record_webhook(
-    conn: psycopg.Connection, *, webhook_id: str, payload: dict[str, Any], run_hint: str | None
+    conn: psycopg.Connection,
+    *,
+    webhook_id: str,
+    payload: dict[str, Any],
+    run_hint: str | None,
+    generation_hint: str | None,
+    settings: Settings,
 ) -> str:
-    """Apply one verified delivery once; return what happened (for logs and the response)."""
+    """Apply one verified delivery once; return what happened (for logs and the response).
+
+    A training or a prediction (a generation); a failure rolls the delivery back so Replicate's
+    retry of it is applied.
+    """
+    # Imported here: generation_events builds on this module's status ranks.
+    from lib import generation_events
+
     with conn.transaction():
         first = conn.execute(
             "INSERT INTO webhook_events (webhook_id, object_id, status) VALUES (%s, %s, %s)"
@@ -63,10 +77,15 @@ def record_webhook(
         ).fetchone()
         if first is None:
             outcome = "duplicate"
-        elif not _known(conn, payload["id"], run_hint):
-            outcome = "unknown"
-        else:
+        elif _known(conn, payload["id"], run_hint):
             outcome = "applied" if apply_snapshot(conn, payload, run_id=run_hint) else "unchanged"
+        elif generation := generation_events.find_generation(conn, payload["id"], generation_hint):
+            changed = generation_events.apply_prediction(
+                conn, generation, payload, settings=settings
+            )
+            outcome = "applied" if changed else "unchanged"
+        else:
+            outcome = "unknown"
     logger.info(
         "webhook webhook_id=%s object=%s status=%s outcome=%s",
         webhook_id,
@@ -105,7 +124,7 @@ def apply_snapshot(
         """,
         {
             "rid": snapshot["id"],
-            "run_id": _uuid_or_none(run_id),
+            "run_id": uuid_or_none(run_id),
             "status": status,
             "rank": rank,
             "progress": progress,
@@ -138,7 +157,7 @@ def _known(conn: psycopg.Connection, replicate_id: str, run_hint: str | None) ->
     row = conn.execute(
         "SELECT 1 FROM training_runs WHERE replicate_training_id = %s"
         " OR (id = %s AND replicate_training_id IS NULL)",
-        (replicate_id, _uuid_or_none(run_hint)),
+        (replicate_id, uuid_or_none(run_hint)),
     ).fetchone()
     return row is not None
 
@@ -167,7 +186,7 @@ def _error_text(snapshot: dict[str, Any]) -> str | None:
     return str(error)[:2000]
 
 
-def _uuid_or_none(value: str | None) -> str | None:
+def uuid_or_none(value: str | None) -> str | None:
     try:
         return str(uuid.UUID(value)) if value else None
     except ValueError:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from lib import models, reconcile
+from lib import models, polling, reconcile
 from lib.dataset import DatasetImageError, build_zip
 from lib.errors import ApiError, BadGateway, BadRequest, Conflict, Unprocessable
 from lib.paths import user_prefix
@@ -149,12 +149,12 @@ def get_progress(
 ) -> dict[str, Any]:
     """Progress from the database; Replicate is asked only when a live run has gone quiet."""
     row = models.find_model(conn, user_id=user_id, model_id=model_id)
-    quiet = reconcile.claim_quiet_runs(
+    quiet = polling.claim_quiet_rows(
         conn,
-        quiet_seconds=settings.progress_poll_seconds,
+        "training_runs",
+        ids=[row["run_id"]],
+        after_seconds=settings.progress_poll_seconds,
         limit=1,
-        settings=settings,
-        run_id=row["run_id"],
     )
     if quiet:
         _check_quiet_run(conn, quiet[0], settings)
@@ -297,10 +297,7 @@ def _cancel_if_ended_meanwhile(
     if not ended:
         return
     logger.info("run ended during create, canceling training=%s", training_id)
-    try:
-        replicate.cancel_training(training_id)
-    except ApiError as error:
-        logger.warning("cancel failed training=%s code=%s", training_id, error.code)
+    reconcile.cancel_quietly(replicate, training_id)
 
 
 def _text(body: dict[str, Any], name: str, limit: int) -> str | None:

@@ -1,4 +1,4 @@
-"""What many tests do: sign in, make real images, upload them, start a training."""
+"""What many tests do: sign in, make images, upload them, start a training, deliver webhooks."""
 
 import io
 import json

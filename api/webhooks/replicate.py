@@ -1,4 +1,4 @@
-"""POST /api/webhooks/replicate — Replicate's signed training callbacks."""
+"""POST /api/webhooks/replicate — Replicate's signed training and prediction callbacks."""
 
 from lib import database, training_events
 from lib.http import Request, Response, endpoint, json_response
@@ -17,7 +17,12 @@ def replicate_webhook(request: Request) -> Response:
     payload = training_events.parse_payload(body)
     with database.connect(settings) as conn:
         outcome = training_events.record_webhook(
-            conn, webhook_id=webhook_id, payload=payload, run_hint=request.args.get("run")
+            conn,
+            webhook_id=webhook_id,
+            payload=payload,
+            run_hint=request.args.get("run"),
+            generation_hint=request.args.get("generation"),
+            settings=settings,
         )
     return json_response({"received": True, "outcome": outcome})
 

@@ -328,3 +328,60 @@ def test_a_second_cron_run_repeats_nothing(stack, db, cron, succeeded):
 
     assert weights_row(db, body["trainingId"]) == archived
     assert len(weights_downloads(stack, body["trainingId"])) == 1
+
+
+def test_a_generation_whose_webhooks_were_lost_is_finished_by_the_cron(
+    api, user, stack, db, cron, succeeded
+):
+    body, _ = succeeded
+    response = api.post(
+        "/api/studio/generate",
+        json={"modelId": body["modelId"], "prompt": "a portrait"},
+        headers=user.headers,
+    )
+    generation_id = response.json()["generation"]["id"]
+    prediction_id = db.execute(
+        "SELECT replicate_prediction_id FROM generations WHERE id = %s", (generation_id,)
+    ).fetchone()["replicate_prediction_id"]
+    stack.replicate.drop_webhooks = True
+    try:
+        stack.replicate.advance(prediction_id, "succeeded")
+    finally:
+        stack.replicate.drop_webhooks = False
+    db.execute(
+        "UPDATE generations SET created_at = now() - interval '6 minutes',"
+        " last_event_at = now() - interval '6 minutes' WHERE id = %s",
+        (generation_id,),
+    )
+
+    summary = cron()
+
+    row = db.execute(
+        "SELECT status, output_keys FROM generations WHERE id = %s", (generation_id,)
+    ).fetchone()
+    assert summary["generationsChecked"] >= 1
+    assert row["status"] == "succeeded" and len(row["output_keys"]) == 1
+
+
+def test_a_generation_that_never_reached_replicate_is_failed(api, user, db, cron, succeeded):
+    body, _ = succeeded
+    response = api.post(
+        "/api/studio/generate",
+        json={"modelId": body["modelId"], "prompt": "a portrait"},
+        headers=user.headers,
+    )
+    generation_id = response.json()["generation"]["id"]
+    db.execute(
+        "UPDATE generations SET status = 'pending', status_rank = 0,"
+        " replicate_prediction_id = NULL, created_at = now() - interval '11 minutes'"
+        " WHERE id = %s",
+        (generation_id,),
+    )
+
+    cron()
+
+    row = db.execute("SELECT status, error FROM generations WHERE id = %s", (generation_id,))
+    assert row.fetchone() == {
+        "status": "failed",
+        "error": "The generation never reached Replicate: its request was interrupted",
+    }

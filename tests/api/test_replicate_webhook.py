@@ -169,10 +169,13 @@ def test_a_webhook_that_arrives_before_start_returns_finds_its_run_by_the_url(ap
     start_training(api, user, urls)  # only to learn the run id that start puts in the URL
     run = db.execute("SELECT id FROM training_runs WHERE user_id = %s", (user.id,)).fetchone()
     db.execute("UPDATE training_runs SET replicate_training_id = NULL WHERE id = %s", (run["id"],))
+    early_id = f"early{uuid.uuid4().hex[:21]}"
 
-    early_id = f"earlybird{uuid.uuid4().hex[:17]}"
     response = deliver(
-        api, stack, {"id": early_id, "status": "processing", "logs": ""}, query=f"?run={run['id']}"
+        api,
+        stack,
+        {"id": early_id, "status": "processing", "logs": ""},
+        query=f"?run={run['id']}",
     )
 
     assert response.json()["outcome"] == "applied"

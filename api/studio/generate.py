@@ -1,0 +1,27 @@
+"""POST /api/studio/generate — pictures from a trained model, copied into our storage."""
+
+from lib import database, studio
+from lib.auth import authenticate
+from lib.http import Request, Response, endpoint, json_response, read_json
+from lib.replicate import Replicate
+from lib.settings import get_settings
+
+
+def generate(request: Request) -> Response:
+    """201 with the new generation; its images arrive through the webhook (or a later poll)."""
+    settings = get_settings()
+    user_id = authenticate(request, settings)
+    generate_request = studio.GenerateRequest.parse(read_json(request))
+    replicate = Replicate(settings)  # refuses a missing token before anything is written
+    with database.connect(settings) as conn:
+        generation = studio.generate(
+            conn,
+            user_id=user_id,
+            request=generate_request,
+            replicate=replicate,
+            settings=settings,
+        )
+    return json_response({"generation": generation}, status=201)
+
+
+app = endpoint(generate, "POST")

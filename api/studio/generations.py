@@ -1,0 +1,19 @@
+"""GET /api/studio/generations?modelId=ID — the caller's generations with a model, newest first."""
+
+from lib import database, studio
+from lib.auth import authenticate
+from lib.http import Request, Response, endpoint, json_response, query_param
+from lib.settings import get_settings
+
+
+def generations(request: Request) -> Response:
+    """The gallery, from the database (polled while pictures are on their way)."""
+    settings = get_settings()
+    user_id = authenticate(request, settings)
+    model_id = query_param(request, "modelId")
+    with database.connect(settings) as conn:
+        rows = studio.list_generations(conn, user_id=user_id, model_id=model_id, settings=settings)
+    return json_response({"generations": rows})
+
+
+app = endpoint(generations, "GET")

@@ -1,0 +1,212 @@
+"""Studio: generating pictures with a trained model, and the gallery of what was generated."""
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from lib import generation_events, models, polling
+from lib.errors import ApiError, BadRequest, Conflict, Unprocessable
+from lib.settings import Settings
+from lib.training_events import TERMINAL_RANK
+from lib.trainings import WEBHOOK_PATH
+
+if TYPE_CHECKING:  # pulls in httpx; the generations function must not pay for it
+    from lib.replicate import Replicate
+
+logger = logging.getLogger(__name__)
+
+PROMPT_LIMIT = 2000
+GALLERY_LIMIT = 100
+ASPECT_RATIOS = ("1:1", "16:9", "21:9", "3:2", "2:3", "4:5", "5:4", "3:4", "4:3", "9:16", "9:21")
+OUTPUT_FORMATS = ("webp", "jpg", "png")
+MAX_SEED = 2**32 - 1
+# The body's names -> the fine-tuned version's input names (replicate-api.md §5).
+INPUT_NAMES = {
+    "numOutputs": "num_outputs",
+    "aspectRatio": "aspect_ratio",
+    "outputFormat": "output_format",
+    "loraScale": "lora_scale",
+    "seed": "seed",
+}
+# Replicate's prediction states; `pending` (written before Replicate was called) shows as starting.
+PUBLIC_STATUS = {
+    "pending": "starting",
+    "starting": "starting",
+    "processing": "processing",
+    "succeeded": "succeeded",
+    "failed": "failed",
+    "canceled": "canceled",
+}
+
+
+@dataclass(frozen=True)
+class GenerateRequest:
+    model_id: str
+    prompt: str
+    options: dict[str, Any]  # by Replicate's input names, defaults applied
+
+    @classmethod
+    def parse(cls, body: dict[str, Any]) -> "GenerateRequest":
+        """Validate the generate body; 400 for missing parts, 422 for values out of range."""
+        model_id, prompt = body.get("modelId"), body.get("prompt")
+        if not isinstance(model_id, str) or not model_id.strip():
+            raise BadRequest("modelId is required", code="invalid_body")
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise BadRequest("prompt is required", code="invalid_body")
+        if len(prompt) > PROMPT_LIMIT:
+            raise Unprocessable(f"prompt must be at most {PROMPT_LIMIT} characters")
+        options = {
+            "num_outputs": _number(body, "numOutputs", 1, 4, default=1, whole=True),
+            "aspect_ratio": _choice(body, "aspectRatio", ASPECT_RATIOS),
+            "output_format": _choice(body, "outputFormat", OUTPUT_FORMATS),
+            "lora_scale": _number(body, "loraScale", -1, 3, default=1, whole=False),
+        }
+        seed = _number(body, "seed", 0, MAX_SEED, default=None, whole=True)
+        if seed is not None:
+            options["seed"] = seed
+        return cls(model_id.strip(), prompt.strip(), options)
+
+
+def with_trigger_word(prompt: str, trigger_word: str) -> str:
+    """The prompt with the trigger word in it once: left where the user wrote it, else first."""
+    if re.search(rf"\b{re.escape(trigger_word)}\b", prompt):
+        return prompt
+    return f"{trigger_word} {prompt}"
+
+
+def generate(
+    conn: psycopg.Connection,
+    *,
+    user_id: str,
+    request: GenerateRequest,
+    replicate: "Replicate",
+    settings: Settings,
+) -> dict[str, Any]:
+    """Record the generation, then start a prediction on the model's own trained version."""
+    model = models.find_model(conn, user_id=user_id, model_id=request.model_id)
+    if model["run_status"] != "succeeded" or not model["replicate_version_id"]:
+        raise Conflict("The model has not finished training", code="model_not_ready")
+    prompt = with_trigger_word(request.prompt, model["trigger_word"])
+    prediction_input = {"prompt": prompt, **request.options}
+    generation = _insert_pending(conn, user_id, model["id"], prediction_input)
+    try:
+        snapshot = replicate.create_prediction(
+            version=f"{model['replicate_model_id']}:{model['replicate_version_id']}",
+            prediction_input=prediction_input,
+            webhook=settings.callback_url(WEBHOOK_PATH, generation=str(generation["id"])),
+        )
+        generation_events.apply_prediction(conn, generation, snapshot, settings=settings)
+    except ApiError as error:
+        _fail(conn, generation["id"], error.message)
+        raise
+    logger.info("generation started generation=%s prediction=%s", generation["id"], snapshot["id"])
+    return generation_json(_generation(conn, generation["id"]))
+
+
+def list_generations(
+    conn: psycopg.Connection, *, user_id: str, model_id: str, settings: Settings
+) -> list[dict[str, Any]]:
+    """The model's generations, newest first; Replicate is asked about live ones gone quiet."""
+    model = models.find_model(conn, user_id=user_id, model_id=model_id)
+    rows = _generations(conn, model["id"])
+    live = [row["id"] for row in rows if row["status_rank"] < TERMINAL_RANK]
+    claimed = polling.claim_quiet(
+        conn, "generations", ids=live, after_seconds=settings.progress_poll_seconds
+    )
+    if claimed:
+        poll_predictions(conn, settings, claimed)
+        rows = _generations(conn, model["id"])
+    return [generation_json(row) for row in rows]
+
+
+def generation_json(row: dict[str, Any]) -> dict[str, Any]:
+    """A generation as the frontend reads it; `images` are our storage's URLs, never Replicate's."""
+    given = row["input"]
+    return {
+        "id": str(row["id"]),
+        "modelId": str(row["model_id"]),
+        "prompt": row["prompt"],
+        "status": PUBLIC_STATUS[row["status"]],
+        "error": row["error"],
+        "images": list(row["output_urls"]),
+        "createdAt": models.iso(row["created_at"]),
+        "completedAt": models.iso(row["completed_at"]),
+        "input": {name: given.get(input_name) for name, input_name in INPUT_NAMES.items()},
+    }
+
+
+def _insert_pending(
+    conn: psycopg.Connection, user_id: str, model_id: Any, prediction_input: dict[str, Any]
+) -> dict[str, Any]:
+    """The pending generation, committed before Replicate is called."""
+    with conn.transaction():
+        # Per-user quotas are checked HERE (lib/quotas.reserve_generation), inside this
+        # transaction, so a reservation and its generation are written together or not at all.
+        return conn.execute(
+            "INSERT INTO generations (model_id, user_id, prompt, input)"
+            " VALUES (%s, %s, %s, %s) RETURNING id, user_id, input, status_rank",
+            (model_id, user_id, prediction_input["prompt"], Jsonb(prediction_input)),
+        ).fetchone()
+
+
+def poll_predictions(
+    conn: psycopg.Connection, settings: Settings, prediction_ids: list[str]
+) -> None:
+    """Ask Replicate about claimed quiet predictions and apply what it says."""
+    from lib.replicate import Replicate
+
+    for prediction_id in prediction_ids:
+        try:
+            snapshot = Replicate(settings).get_prediction(prediction_id)
+            generation = generation_events.find_generation(conn, prediction_id, None)
+            if generation:
+                generation_events.apply_prediction(conn, generation, snapshot, settings=settings)
+            logger.info("polled quiet prediction=%s", prediction_id)
+        except ApiError as error:
+            # The stored state is still the best answer; the next quiet interval tries again.
+            logger.warning("poll failed prediction=%s code=%s", prediction_id, error.code)
+
+
+def _fail(conn: psycopg.Connection, generation_id: Any, message: str) -> None:
+    conn.execute(
+        "UPDATE generations SET status = 'failed', status_rank = 3, error = %s,"
+        " completed_at = now() WHERE id = %s AND status_rank < 3",
+        (message, generation_id),
+    )
+
+
+def _generation(conn: psycopg.Connection, generation_id: Any) -> dict[str, Any]:
+    return conn.execute("SELECT * FROM generations WHERE id = %s", (generation_id,)).fetchone()
+
+
+def _generations(conn: psycopg.Connection, model_id: Any) -> list[dict[str, Any]]:
+    return conn.execute(
+        "SELECT * FROM generations WHERE model_id = %s ORDER BY created_at DESC, id LIMIT %s",
+        (model_id, GALLERY_LIMIT),
+    ).fetchall()
+
+
+def _choice(body: dict[str, Any], name: str, choices: tuple[str, ...]) -> str:
+    value = body.get(name)
+    if value is None:
+        return choices[0]
+    if value not in choices:
+        raise Unprocessable(f"{name} must be one of {', '.join(choices)}")
+    return value
+
+
+def _number(
+    body: dict[str, Any], name: str, low: int, high: int, *, default: Any, whole: bool
+) -> Any:
+    value = body.get(name)
+    if value is None:
+        return default
+    kinds = (int,) if whole else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or not low <= value <= high:
+        kind = "a whole number" if whole else "a number"
+        raise Unprocessable(f"{name} must be {kind} from {low} to {high}")
+    return value
