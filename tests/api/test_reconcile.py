@@ -54,6 +54,13 @@ def weights_row(db, training_id):
     ).fetchone()
 
 
+def generate(api, user, model_id):
+    body = {"modelId": model_id, "prompt": "a portrait"}
+    response = api.post("/api/studio/generate", json=body, headers=user.headers)
+    assert response.status_code == 201, response.text
+    return response.json()["generation"]["id"]
+
+
 def weights_downloads(stack, training_id):
     return [r for r in stack.replicate.requests if r.path.startswith(f"/delivery/{training_id}/")]
 
@@ -334,12 +341,7 @@ def test_a_generation_whose_webhooks_were_lost_is_finished_by_the_cron(
     api, user, stack, db, cron, succeeded
 ):
     body, _ = succeeded
-    response = api.post(
-        "/api/studio/generate",
-        json={"modelId": body["modelId"], "prompt": "a portrait"},
-        headers=user.headers,
-    )
-    generation_id = response.json()["generation"]["id"]
+    generation_id = generate(api, user, body["modelId"])
     prediction_id = db.execute(
         "SELECT replicate_prediction_id FROM generations WHERE id = %s", (generation_id,)
     ).fetchone()["replicate_prediction_id"]
@@ -365,12 +367,7 @@ def test_a_generation_whose_webhooks_were_lost_is_finished_by_the_cron(
 
 def test_a_generation_that_never_reached_replicate_is_failed(api, user, db, cron, succeeded):
     body, _ = succeeded
-    response = api.post(
-        "/api/studio/generate",
-        json={"modelId": body["modelId"], "prompt": "a portrait"},
-        headers=user.headers,
-    )
-    generation_id = response.json()["generation"]["id"]
+    generation_id = generate(api, user, body["modelId"])
     db.execute(
         "UPDATE generations SET status = 'pending', status_rank = 0,"
         " replicate_prediction_id = NULL, created_at = now() - interval '11 minutes'"
