@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from lib.errors import ApiError
-from lib.images import ImageRefused, decode
+from lib.images import ImageRefused, decode, orientation
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -60,22 +60,38 @@ class DatasetError(Exception):
 def normalise(data: bytes, name: str, *, draft: bool = True) -> bytes:
     """Upright RGB JPEG, short side at most 1024 px, no EXIF/GPS/XMP/ICC/comment. ImageRefused
     when the photo fails the upload checks. `draft=False` decodes JPEGs at full size (bench)."""
-    from PIL import ExifTags, Image
+    from PIL import Image
 
     image, _ = decode(data, name, short_side=MAX_SHORT_SIDE if draft else None)
-    orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
+    turn = _TRANSPOSES.get(orientation(image))
     flat = _flatten(image)
     scale = MAX_SHORT_SIDE / min(flat.size)
     if scale < 1:
         size = (round(flat.width * scale), round(flat.height * scale))
         flat = flat.resize(size, Image.Resampling.LANCZOS)
     # Rotating after the resize turns a small picture instead of a 12 MP one.
-    turn = _TRANSPOSES.get(orientation)
-    upright = flat.transpose(Image.Transpose[turn]) if turn else flat
+    upright = _in_srgb(flat.transpose(Image.Transpose[turn]) if turn else flat, image)
     upright.info = {}  # Pillow would otherwise copy a JPEG comment (often GPS) into the output
     out = io.BytesIO()
     upright.save(out, format="JPEG", quality=JPEG_QUALITY)
     return out.getvalue()
+
+
+def _in_srgb(picture: "Image.Image", original: "Image.Image") -> "Image.Image":
+    """Colours moved into sRGB when the photo has another profile (iPhones shoot Display P3):
+    the ZIP's JPEGs carry no profile, so trainers read them as sRGB."""
+    from PIL import ImageCms
+
+    icc = original.info.get("icc_profile")
+    if not icc:
+        return picture
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        srgb = ImageCms.createProfile("sRGB")
+        return ImageCms.profileToProfile(picture, source, srgb, outputMode="RGB")
+    except (ImageCms.PyCMSError, OSError, ValueError):
+        logger.info("colour profile unusable, colours kept as they are")
+        return picture
 
 
 def _flatten(image: "Image.Image") -> "Image.Image":

@@ -26,7 +26,9 @@ CONTENT_TYPES = {
 MIN_SHORT_SIDE = 512
 # Phones' largest modes are 50–108 MP; beyond this a small file decoding to gigabytes is a bomb.
 MAX_PIXELS = 110_000_000
-NOT_AN_IMAGE = "not an image we can read (use JPEG, PNG, WebP or HEIC)"
+_ORIENTATION = 0x0112  # the EXIF tag
+_QUARTER_TURNS = {5, 6, 7, 8}  # orientations that swap width and height
+NOT_AN_IMAGE = "not an image we can read; use JPEG, PNG, WebP or HEIC"
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,14 @@ def _check_header(image: "Image.Image", name: str) -> ImageInfo:
         raise ImageRefused(
             name, f"{width}×{height} px; the short side must be at least {MIN_SHORT_SIDE} px"
         )
+    if orientation(image) in _QUARTER_TURNS:  # shown turned a quarter: report it as seen
+        width, height = height, width
     return ImageInfo(content_type, width, height)
+
+
+def orientation(image: "Image.Image") -> int:
+    """The EXIF orientation (1 = upright as stored); HEIF decoders have already applied it."""
+    return image.getexif().get(_ORIENTATION, 1)
 
 
 def _draft_size(size: tuple[int, int], short_side: int) -> tuple[int, int]:
