@@ -10,7 +10,7 @@ variant in a fresh interpreter, so peak memory is that variant's alone:
           (the code this replaced).
 
 Wall time is from the first fetch to the stored ZIP (imports excluded). Peak memory is the
-process's ru_maxrss; "added" subtracts the RSS it had before the pipeline started (after
+process's VmHWM (peak RSS); "added" subtracts the RSS it had before the pipeline started (after
 imports). Variants are interleaved and their order alternates each round. A last section times
 per-image normalisation with and without draft mode, in process.
 
@@ -21,7 +21,6 @@ import argparse
 import io
 import json
 import random
-import resource
 import statistics
 import subprocess
 import sys
@@ -84,7 +83,7 @@ def photos(cache: Path) -> list[bytes]:
     return files
 
 
-def run_variant(variant: str, api_url: str, token: str) -> dict[str, float]:
+def run_variant(variant: str, api_url: str, token: str, workers: str) -> dict[str, float]:
     """One pipeline run in this process (called in a fresh interpreter)."""
     import PIL.Image  # noqa: F401 - imported before the baseline RSS, like every variant
     import pillow_heif  # noqa: F401
@@ -95,17 +94,18 @@ def run_variant(variant: str, api_url: str, token: str) -> dict[str, float]:
 
     storage = BlobStorage(token, api_url)
     sources = [dataset.SourceImage(f"{i:02d}.jpg", f"{PREFIX}/{i:02d}.jpg") for i in range(IMAGES)]
-    base_kib = _current_rss_kib()
+    base_kib = _status_kib("VmRSS")
     started, cpu = time.perf_counter(), time.process_time()
     if variant == "ours":
-        storage.put_stream(ZIP_KEY, dataset.zip_chunks(sources, storage), "application/zip")
+        chunks = dataset.zip_chunks(sources, storage, workers=int(workers))
+        storage.put_stream(ZIP_KEY, chunks, "application/zip")
     else:
         storage.put(ZIP_KEY, naive_zip(sources, storage), "application/zip")
     return {
         "wall": time.perf_counter() - started,
         "cpu": time.process_time() - cpu,
-        "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "added_mib": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base_kib) / 1024,
+        "peak_mib": _status_kib("VmHWM") / 1024,
+        "added_mib": (_status_kib("VmHWM") - base_kib) / 1024,
     }
 
 
@@ -134,17 +134,19 @@ def naive_normalise(data: bytes) -> bytes:
     return out.getvalue()
 
 
-def _current_rss_kib() -> int:
+def _status_kib(field: str) -> int:
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a child started by a big
+    # parent would report the parent's peak.
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
+    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
-def sample(variant: str, api_url: str, token: str) -> dict[str, float]:
+def sample(variant: str, api_url: str, token: str, workers: int) -> dict[str, float]:
     """One run of a variant in a fresh interpreter."""
     output = subprocess.run(
-        [sys.executable, "-m", "bench.zip", "--child", variant, api_url, token],
+        [sys.executable, "-m", "bench.zip", "--child", variant, api_url, token, str(workers)],
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
@@ -224,13 +226,18 @@ def main() -> None:
     parser.add_argument(
         "--cache", type=Path, default=PROJECT_ROOT / ".data" / "bench-zip", help="photo folder"
     )
-    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--workers", type=int, default=None, help="our pool size (default: lib.dataset.WORKERS)"
+    )
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(run_variant(*args.child)))
         return
     from dev.blob_emulator import BlobEmulator
+    from lib.dataset import WORKERS
 
+    workers = args.workers or WORKERS
     files = photos(args.cache)
     sizes = [len(f) / 1e6 for f in files]
     print(f"photos: {min(sizes):.2f}–{max(sizes):.2f} MB, {sum(sizes):.1f} MB in total")
@@ -242,7 +249,7 @@ def main() -> None:
         for round_ in range(args.runs):
             order = list(results) if round_ % 2 == 0 else list(reversed(results))
             for variant in order:
-                results[variant].append(sample(variant, emulator.url, emulator.token))
+                results[variant].append(sample(variant, emulator.url, emulator.token, workers))
                 check_zip(emulator.objects()[ZIP_KEY])
     report(results, normalisation_ms(files, args.norm_runs))
 
