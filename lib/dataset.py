@@ -12,7 +12,6 @@ import struct
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -20,6 +19,8 @@ from lib.errors import ApiError
 from lib.images import ImageRefused, decode, orientation
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from PIL import Image
 
     from lib.storage import Storage
@@ -148,6 +149,8 @@ def _in_order[T, R](
     items: Iterable[T], work: Callable[[T], R], workers: int
 ) -> Iterator[tuple[T, R]]:
     """Results of `work` in input order, at most 2 × workers submitted ahead of the reader."""
+    from concurrent.futures import ThreadPoolExecutor  # not on the progress function's path
+
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dataset")
     pending: deque[tuple[T, Future[R]]] = deque()
     try:
