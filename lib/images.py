@@ -1,12 +1,34 @@
-"""Is this really a photo we can train on? Decoding with Pillow (and pillow-heif for HEIC)."""
+"""Is this really a photo we can train on? Decoded with Pillow (and pillow-heif for HEIC/HEIF).
+
+The same checks run when a selfie is uploaded and again when the training ZIP is built.
+"""
 
 import io
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING
 
 from lib.errors import BadRequest
 
-ALLOWED_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
-HEIF_FORMATS = {"HEIF": "image/heif", "HEIC": "image/heic"}
+if TYPE_CHECKING:  # Pillow is imported only by the functions that decode
+    from PIL import Image
+
+CONTENT_TYPES = {
+    "JPEG": "image/jpeg",
+    "MPO": "image/jpeg",  # a phone JPEG with an extra preview/depth picture (MPF) appended
+    "PNG": "image/png",
+    "WEBP": "image/webp",
+    "HEIF": "image/heic",
+}
+MIN_SHORT_SIDE = 512
+# Phones' largest modes are 50–108 MP; beyond this a small file decoding to gigabytes is a bomb.
+MAX_PIXELS = 110_000_000
+_ORIENTATION = 0x0112  # the EXIF tag
+_QUARTER_TURNS = {5, 6, 7, 8}  # orientations that swap width and height
+_TOO_MANY_PIXELS = f"more than {MAX_PIXELS // 1_000_000} megapixels"
+NOT_AN_IMAGE = "not an image we can read; use JPEG, PNG, WebP or HEIC"
 
 
 @dataclass(frozen=True)
@@ -16,29 +38,105 @@ class ImageInfo:
     height: int
 
 
-def inspect_image(data: bytes, filename: str) -> ImageInfo:
-    """Decode the picture fully; 400 invalid_image naming the file when it is not a usable image."""
-    from PIL import Image, UnidentifiedImageError
+class ImageRefused(Exception):
+    """One file that cannot be a training photo, and why (said to the user as is)."""
 
-    register_heif()
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"{name} ({reason})")
+        self.name = name
+        self.reason = reason
+
+
+def check_images(files: Iterable[tuple[str, bytes]]) -> list[ImageInfo]:
+    """Check every (name, data); one 400 invalid_image naming each refused file and why."""
+    checked: list[ImageInfo] = []
+    refused: list[ImageRefused] = []
+    for name, data in files:
+        try:
+            checked.append(check_image(data, name))
+        except ImageRefused as refusal:
+            refused.append(refusal)
+    if refused:
+        raise refusal_error(refused)
+    return checked
+
+
+def refusal_error(refused: list[ImageRefused]) -> BadRequest:
+    """The 400 that lists every refused file."""
+    listed = "; ".join(str(refusal) for refusal in refused)
+    return BadRequest(f"Not usable as training photos: {listed}", code="invalid_image")
+
+
+def check_image(data: bytes, name: str) -> ImageInfo:
+    """Decode the whole file (JPEGs at 1/8 scale, which still reads every byte) to prove it."""
+    image, info = decode(data, name, short_side=1)
+    image.close()
+    return info
+
+
+def decode(data: bytes, name: str, *, short_side: int | None) -> tuple["Image.Image", ImageInfo]:
+    """Check and decode one photo; a JPEG is decoded at the smallest DCT scale (draft) whose
+    short side is still at least `short_side` (None: full size). Raises ImageRefused."""
+    from PIL import Image
+
+    _configure_pillow()
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            image_format = image.format or ""
-            image.load()
-            width, height = image.size
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
-        raise BadRequest(f"{filename} is not a readable image", code="invalid_image") from None
-    content_type = (ALLOWED_FORMATS | HEIF_FORMATS).get(image_format)
+        image = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError:
+        raise ImageRefused(name, _TOO_MANY_PIXELS) from None
+    except Exception:  # every decoder has its own errors; any of them means "not an image"
+        raise ImageRefused(name, NOT_AN_IMAGE) from None
+    try:
+        info = _check_header(image, name)
+        if short_side and image.format in ("JPEG", "MPO"):
+            image.draft("RGB", _draft_size(image.size, short_side))
+        image.load()
+    except ImageRefused:
+        image.close()
+        raise
+    except Exception:
+        image.close()
+        raise ImageRefused(name, "damaged or incomplete: it cannot be fully decoded") from None
+    return image, info
+
+
+def _check_header(image: "Image.Image", name: str) -> ImageInfo:
+    # Pillow only warns between MAX_IMAGE_PIXELS and twice that; the warning is refused here
+    # (not through a warnings filter, which any catch_warnings elsewhere would undo).
+    if image.width * image.height > MAX_PIXELS:
+        raise ImageRefused(name, _TOO_MANY_PIXELS)
+    # MPO is a still JPEG whose second "frame" is a preview or depth map, not an animation.
+    if getattr(image, "is_animated", False) and image.format != "MPO":
+        raise ImageRefused(name, "an animated image; upload a still photo")
+    content_type = CONTENT_TYPES.get(image.format or "")
     if content_type is None:
-        raise BadRequest(
-            f"{filename} is a {image_format} image; use JPEG, PNG, WebP or HEIC",
-            code="invalid_image",
+        raise ImageRefused(name, f"a {image.format} image; use JPEG, PNG, WebP or HEIC")
+    width, height = image.size
+    if min(width, height) < MIN_SHORT_SIDE:
+        raise ImageRefused(
+            name, f"{width}×{height} px; the short side must be at least {MIN_SHORT_SIDE} px"
         )
+    if orientation(image) in _QUARTER_TURNS:  # shown turned a quarter: report it as seen
+        width, height = height, width
     return ImageInfo(content_type, width, height)
 
 
-def register_heif() -> None:
-    """Let Pillow open HEIC/HEIF (phone photos)."""
+def orientation(image: "Image.Image") -> int:
+    """The EXIF orientation (1 = upright as stored); HEIF decoders have already applied it."""
+    return image.getexif().get(_ORIENTATION, 1)
+
+
+def _draft_size(size: tuple[int, int], short_side: int) -> tuple[int, int]:
+    # draft() picks the largest 1/1–1/8 scale that keeps the image at least this big.
+    scale = short_side / min(size)
+    return max(1, math.ceil(size[0] * scale)), max(1, math.ceil(size[1] * scale))
+
+
+@cache
+def _configure_pillow() -> None:
+    """HEIC/HEIF support, and Pillow's bomb limit at ours (beyond twice it, open() raises)."""
+    from PIL import Image
     from pillow_heif import register_heif_opener
 
-    register_heif_opener()
+    register_heif_opener(thumbnails=False)
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS

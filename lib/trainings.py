@@ -11,7 +11,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from lib import models, polling, reconcile
-from lib.dataset import DatasetImageError, build_zip
+from lib.dataset import DatasetError, SourceImage, zip_chunks
 from lib.errors import ApiError, BadGateway, BadRequest, Conflict, Unprocessable
 from lib.paths import user_prefix
 from lib.settings import RECORDED_ONLY_PARAMETERS, Settings, is_loopback_url
@@ -205,8 +205,9 @@ def _started_with_key(conn, user_id: str, key: str) -> StartedTraining | None:
 
 
 def _callers_uploads(conn, user_id: str, urls: list[str]) -> list[dict[str, Any]]:
+    """The caller's uploads for these URLs, each distinct picture once (by sha256)."""
     rows = conn.execute(
-        "SELECT id, url, storage_key, filename FROM selfie_uploads"
+        "SELECT id, url, storage_key, filename, sha256 FROM selfie_uploads"
         " WHERE user_id = %s AND url = ANY(%s)",
         (user_id, urls),
     ).fetchall()
@@ -214,7 +215,20 @@ def _callers_uploads(conn, user_id: str, urls: list[str]) -> list[dict[str, Any]
     for url in urls:
         if url not in by_url:
             raise BadRequest(f"{url[:200]} is not one of your uploads", code="unknown_image")
-    return [by_url[url] for url in urls]
+    distinct: dict[str, dict[str, Any]] = {}
+    duplicates = []
+    for row in (by_url[url] for url in urls):
+        first = distinct.setdefault(row["sha256"], row)
+        if first is not row:
+            duplicates.append(f"{row['filename']} is the same picture as {first['filename']}")
+    if duplicates:
+        logger.info("identical photos counted once user=%s count=%s", user_id, len(duplicates))
+    if len(distinct) < MIN_IMAGES:  # only duplicates can get here: the URLs were distinct
+        raise BadRequest(
+            f"At least 5 training images are required ({'; '.join(duplicates)})",
+            code="not_enough_images",
+        )
+    return list(distinct.values())
 
 
 def _insert_pending_run(conn, user_id, request, uploads, parameters, idempotency_key):
@@ -256,26 +270,18 @@ def _insert_pending_run(conn, user_id, request, uploads, parameters, idempotency
 
 
 def _store_zip(conn: psycopg.Connection, run: PendingRun, storage: "Storage") -> str:
-    try:
-        archive = build_zip((u["filename"], _read_upload(storage, u)) for u in run.uploads)
-    except DatasetImageError as error:
-        raise BadGateway(
-            f"Failed to create training ZIP: {error.name} ({error.reason})", code="zip_failed"
-        ) from error
     key = f"{user_prefix(run.user_id)}/trainings/{run.id}.zip"
-    stored = storage.put(key, archive, "application/zip")
+    sources = [SourceImage(u["filename"], u["storage_key"]) for u in run.uploads]
+    try:
+        stored = storage.put_stream(key, zip_chunks(sources, storage), "application/zip")
+    except DatasetError as error:
+        storage.delete([key])  # a local backend may hold the part written before the failure
+        raise BadGateway(f"Failed to create training ZIP: {error}", code="zip_failed") from error
     conn.execute(
         "UPDATE training_runs SET zip_key = %s, zip_url = %s WHERE id = %s",
         (stored.key, stored.url, run.id),
     )
     return stored.url
-
-
-def _read_upload(storage: "Storage", upload: dict[str, Any]) -> bytes:
-    try:
-        return storage.read(upload["storage_key"])
-    except ApiError as error:
-        raise DatasetImageError(upload["filename"], "could not be read from storage") from error
 
 
 def webhook_url(settings: Settings, run_id: str) -> str | None:

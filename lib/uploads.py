@@ -1,23 +1,21 @@
 """Selfie uploads: checked, stored, and recorded as the caller's own."""
 
 import hashlib
-import uuid
 from dataclasses import asdict, dataclass
 from pathlib import PurePath
 
 import psycopg
 
 from lib.errors import BadRequest, PayloadTooLarge
-from lib.images import inspect_image
+from lib.images import ImageInfo, check_images
 from lib.paths import user_prefix
-from lib.storage import Storage
+from lib.storage import Storage, StoredObject
 
 EXTENSIONS = {
     "image/jpeg": ".jpg",
     "image/png": ".png",
     "image/webp": ".webp",
     "image/heic": ".heic",
-    "image/heif": ".heif",
 }
 MAX_FILES_PER_REQUEST = 50
 
@@ -38,6 +36,11 @@ class Upload:
     height: int
 
 
+def selfies_prefix(user_id: str) -> str:
+    """The storage folder every selfie of this user lives in (ends with a slash)."""
+    return f"{user_prefix(user_id)}/selfies/"
+
+
 def save_uploads(
     conn: psycopg.Connection,
     *,
@@ -46,7 +49,8 @@ def save_uploads(
     storage: Storage,
     max_bytes: int,
 ) -> list[Upload]:
-    """Check every file first, then store and record them all; any bad file changes nothing."""
+    """Check every file first, then store and record them all; any bad file changes nothing.
+    The same bytes uploaded again by the same user answer the upload they already made."""
     if not files:
         raise BadRequest("Send one or more images in parts named files", code="no_files")
     if len(files) > MAX_FILES_PER_REQUEST:
@@ -54,41 +58,86 @@ def save_uploads(
             f"Send at most {MAX_FILES_PER_REQUEST} files at once", code="too_many_files"
         )
     for file in files:
-        if len(file.data) > max_bytes:
-            raise PayloadTooLarge(
-                f"{file.filename} is larger than {max_bytes // (1024 * 1024)} MB",
-                code="file_too_large",
-            )
-    checked = [(file, inspect_image(file.data, file.filename)) for file in files]
-    return [_store(conn, user_id, file, info, storage) for file, info in checked]
+        check_size(file.filename, len(file.data), max_bytes)
+    checked = check_images((file.filename, file.data) for file in files)
+    pairs = zip(files, checked, strict=True)
+    return [_store(conn, user_id, file, info, storage) for file, info in pairs]
 
 
-def _store(conn, user_id, file, info, storage: Storage) -> Upload:
-    key = f"{user_prefix(user_id)}/selfies/{uuid.uuid4().hex}{EXTENSIONS[info.content_type]}"
+def check_size(filename: str, size: int, max_bytes: int) -> None:
+    """413 file_too_large for a file over the limit."""
+    if size > max_bytes:
+        raise PayloadTooLarge(
+            f"{filename} is larger than {max_bytes // (1024 * 1024)} MB", code="file_too_large"
+        )
+
+
+def _store(conn, user_id: str, file: IncomingFile, info: ImageInfo, storage: Storage) -> Upload:
+    digest = hashlib.sha256(file.data).hexdigest()
+    # Named by content: a repeated upload rewrites the same object and meets its own row.
+    key = f"{selfies_prefix(user_id)}{digest[:32]}{EXTENSIONS[info.content_type]}"
     stored = storage.put(key, file.data, info.content_type)
-    row = conn.execute(
-        """
+    return record_upload(
+        conn,
+        user_id=user_id,
+        stored=stored,
+        filename=file.filename,
+        info=info,
+        sha256=digest,
+        backend=storage.backend,
+    )
+
+
+def record_upload(
+    conn: psycopg.Connection,
+    *,
+    user_id: str,
+    stored: StoredObject,
+    filename: str,
+    info: ImageInfo,
+    sha256: str,
+    backend: str,
+) -> Upload:
+    """The selfie_uploads row for a stored object: inserted once, found again after that."""
+    values = {
+        "user_id": user_id,
+        "backend": backend,
+        "key": stored.key,
+        "url": stored.url,
+        "filename": safe_filename(filename),
+        "content_type": info.content_type,
+        "size": stored.size,
+        "width": info.width,
+        "height": info.height,
+        "sha256": sha256,
+    }
+    # UNIQUE (url) makes repeats (a re-upload, a callback delivered twice) meet the first row;
+    # it is read in a second statement, whose snapshot sees a row committed meanwhile.
+    row = (
+        conn.execute(
+            """
         INSERT INTO selfie_uploads
             (user_id, storage_backend, storage_key, url, filename, content_type, size,
              width, height, sha256)
-        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-        RETURNING id
+        VALUES (%(user_id)s, %(backend)s, %(key)s, %(url)s, %(filename)s, %(content_type)s,
+                %(size)s, %(width)s, %(height)s, %(sha256)s)
+        ON CONFLICT (url) DO NOTHING
+        RETURNING id, url, content_type, size, width, height
         """,
-        (
-            user_id,
-            storage.backend,
-            stored.key,
-            stored.url,
-            safe_filename(file.filename),
-            info.content_type,
-            stored.size,
-            info.width,
-            info.height,
-            hashlib.sha256(file.data).hexdigest(),
-        ),
-    ).fetchone()
+            values,
+        ).fetchone()
+        or conn.execute(
+            "SELECT id, url, content_type, size, width, height FROM selfie_uploads WHERE url = %s",
+            (stored.url,),
+        ).fetchone()
+    )
     return Upload(
-        str(row["id"]), stored.url, info.content_type, stored.size, info.width, info.height
+        str(row["id"]),
+        row["url"],
+        row["content_type"],
+        row["size"],
+        row["width"],
+        row["height"],
     )
 
 

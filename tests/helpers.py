@@ -10,7 +10,10 @@ from PIL import Image
 
 from dev.stack import DEV_JWT_SECRET
 from lib.auth import issue_token
+from lib.uploads import selfies_prefix
 from lib.webhooks import sign
+
+UPLOAD = "/api/training/upload"
 
 
 class User:
@@ -93,3 +96,41 @@ def deliver(api, stack, payload, *, query="", **signing):
     """POST a delivery signed as Replicate signs it."""
     raw, headers = signed_delivery(stack, payload, **signing)
     return api.post(f"/api/webhooks/replicate{query}", content=raw, headers=headers)
+
+
+def ask_token(api, user, pathname):
+    event = {
+        "type": "blob.generate-client-token",
+        "payload": {"pathname": pathname, "clientPayload": None, "multipart": False},
+    }
+    return api.post(UPLOAD, json=event, headers=user.headers)
+
+
+def browser_put(stack, token, pathname, data, content_type="image/jpeg"):
+    """The PUT that @vercel/blob's upload() sends from the browser."""
+    return httpx.put(
+        f"{stack.blob.url}/",
+        params={"pathname": pathname},
+        content=data,
+        headers={
+            "authorization": f"Bearer {token}",
+            "x-vercel-blob-store-id": stack.blob.store_id,
+            "x-api-version": "12",
+            "x-content-type": content_type,
+        },
+    )
+
+
+def client_upload(api, stack, user, name, data, content_type="image/jpeg"):
+    """Token, PUT and wait for the callback; returns (put result, callback delivery)."""
+    pathname = selfies_prefix(user.id) + name
+    token = ask_token(api, user, pathname).json()["clientToken"]
+    put = browser_put(stack, token, pathname, data, content_type)
+    assert put.status_code == 200, put.text
+    stack.blob.wait_for_callbacks()
+    delivery = next(
+        c
+        for c in reversed(stack.blob.callbacks)
+        if c.json["payload"]["blob"]["url"] == put.json()["url"]
+    )
+    return put.json(), delivery

@@ -1,10 +1,11 @@
-"""POST /api/training/upload — store selfies sent as multipart parts named `files`."""
+"""POST /api/training/upload — selfies as multipart parts named `files`, or the @vercel/blob
+client-upload protocol (JSON) on the same URL; GET answers what a client upload must respect."""
 
-from lib import database, uploads
+from lib import client_uploads, database, uploads
 from lib.auth import authenticate
 from lib.errors import UnsupportedMediaType
 from lib.http import Request, Response, endpoint, json_response
-from lib.settings import get_settings
+from lib.settings import Settings, get_settings
 from lib.storage import get_storage
 
 # Vercel itself stops bodies at 4.5 MB; this bounds what a local server will buffer.
@@ -14,6 +15,11 @@ REQUEST_LIMIT = 64 * 1024 * 1024
 def upload(request: Request) -> Response:
     """Check each file is a real image, store it, and answer its URL and size."""
     settings = get_settings()
+    if request.method == "GET":
+        user_id = authenticate(request, settings)
+        return json_response(client_uploads.upload_rules(user_id, settings))
+    if request.mimetype == "application/json":
+        return json_response(_client_upload(request, settings))
     user_id = authenticate(request, settings)
     if request.mimetype != "multipart/form-data":
         raise UnsupportedMediaType("Send multipart/form-data with parts named files")
@@ -29,4 +35,20 @@ def upload(request: Request) -> Response:
     return json_response(uploads.as_json(saved))
 
 
-app = endpoint(upload, "POST", max_body=REQUEST_LIMIT)
+def _client_upload(request: Request, settings: Settings) -> dict[str, str]:
+    """A token request (the user's JWT) or Blob's completion callback (its signature)."""
+    event = client_uploads.read_event(request)
+    if event.type == client_uploads.TOKEN_REQUEST:
+        user_id = authenticate(request, settings)
+        return client_uploads.issue_token(event, user_id=user_id, settings=settings)
+    with database.connect(settings) as conn:
+        return client_uploads.record_completed(
+            conn,
+            event,
+            signature=request.headers.get("x-vercel-signature", ""),
+            storage=get_storage(settings),
+            settings=settings,
+        )
+
+
+app = endpoint(upload, "GET", "POST", max_body=REQUEST_LIMIT)

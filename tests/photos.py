@@ -1,0 +1,166 @@
+"""Real photo files for intake tests, made with Pillow and pillow-heif, and ways to inspect them.
+
+Every good photo is an upright picture with a red marker at its top-left corner and a blue one
+at its top-right corner, so a wrong or missing EXIF rotation shows in the pixels.
+"""
+
+import io
+import struct
+import zlib
+
+from PIL import ExifTags, Image, ImageCms, ImageDraw
+from pillow_heif import register_heif_opener
+
+register_heif_opener()
+
+RED, BLUE = (230, 20, 20), (20, 20, 230)
+SECRET_COMMENT = b"GPS 52.5201N 13.4157E secret"
+XMP = (
+    b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-'
+    b'syntax-ns#"><rdf:Description xmlns:exif="http://ns.adobe.com/exif/1.0/" exif:GPSLatitude='
+    b'"52,31.2N"/></rdf:RDF></x:xmpmeta>'
+)
+
+
+def upright(size: tuple[int, int] = (900, 1200), seed: int = 0) -> Image.Image:
+    """A textured upright picture with the corner markers (textured: flat colour is unrealistic)."""
+    noise = Image.effect_noise(size, 40).point(lambda v: v // 2 + seed % 64)
+    picture = Image.merge("RGB", (noise, noise.rotate(90, expand=False), noise)).convert("RGB")
+    side = min(size) // 6
+    draw = ImageDraw.Draw(picture)
+    draw.rectangle((0, 0, side, side), fill=RED)
+    draw.rectangle((size[0] - side, 0, size[0], side), fill=BLUE)
+    return picture
+
+
+def encode(image: Image.Image, image_format: str, **options) -> bytes:
+    """The image saved in a format."""
+    out = io.BytesIO()
+    image.save(out, format=image_format, **options)
+    return out.getvalue()
+
+
+def phone_exif(orientation: int = 6) -> Image.Exif:
+    """EXIF as a phone writes it: orientation, make/model and a GPS position."""
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = orientation
+    exif[ExifTags.Base.Make] = "Phone"
+    exif[ExifTags.Base.Model] = "Phone 15"
+    gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
+    gps[ExifTags.GPS.GPSLatitudeRef] = "N"
+    gps[ExifTags.GPS.GPSLatitude] = (52.0, 31.0, 12.34)
+    gps[ExifTags.GPS.GPSLongitudeRef] = "E"
+    gps[ExifTags.GPS.GPSLongitude] = (13.0, 24.0, 56.78)
+    return exif
+
+
+def rotated_jpeg_with_gps(seed: int = 0, size: tuple[int, int] = (900, 1200)) -> bytes:
+    """Stored turned 90° counter-clockwise with Orientation 6; GPS in EXIF, XMP, comment; ICC."""
+    stored = upright(size, seed).transpose(Image.Transpose.ROTATE_90)
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    return encode(
+        stored,
+        "JPEG",
+        quality=90,
+        exif=phone_exif(6),
+        xmp=XMP,
+        comment=SECRET_COMMENT,
+        icc_profile=icc,
+    )
+
+
+def heic(seed: int = 1) -> bytes:
+    """A HEIC stored turned, with Orientation 6 and GPS (pillow-heif writes it as a rotation)."""
+    stored = upright(seed=seed).transpose(Image.Transpose.ROTATE_90)
+    return encode(stored, "HEIF", quality=70, exif=phone_exif(6).tobytes())
+
+
+def png_with_alpha(seed: int = 2) -> bytes:
+    """An RGBA PNG whose middle is fully transparent (hiding black pixels)."""
+    picture = upright(seed=seed).convert("RGBA")
+    width, height = picture.size
+    ImageDraw.Draw(picture).rectangle(
+        (width // 3, height // 3, 2 * width // 3, 2 * height // 3), fill=(0, 0, 0, 0)
+    )
+    return encode(picture, "PNG")
+
+
+def webp(seed: int = 3) -> bytes:
+    """A still WebP."""
+    return encode(upright(seed=seed), "WEBP", quality=85)
+
+
+def phone_size_jpeg(seed: int = 4) -> bytes:
+    """A 4000×3000 (12 MP) JPEG, as a phone's main camera takes it."""
+    return encode(upright((4000, 3000), seed), "JPEG", quality=90)
+
+
+def mpo(seed: int = 5) -> bytes:
+    """A JPEG with a second (preview) picture in MPF, as many Android phones write."""
+    picture = upright(seed=seed)
+    preview = picture.resize((300, 400))
+    return encode(picture, "MPO", save_all=True, append_images=[preview], quality=90)
+
+
+def truncated_jpeg() -> bytes:
+    """The first 60% of a real JPEG."""
+    data = encode(upright(seed=6), "JPEG", quality=90)
+    return data[: len(data) * 6 // 10]
+
+
+def tiny_jpeg() -> bytes:
+    """A 100×100 picture."""
+    return encode(upright((100, 100), 7), "JPEG")
+
+
+def animated(image_format: str) -> bytes:
+    """A three-frame animated GIF or WebP at a size that would otherwise pass."""
+    frames = [upright((600, 600), seed) for seed in (8, 9, 10)]
+    return encode(frames[0], image_format, save_all=True, append_images=frames[1:], duration=100)
+
+
+def still_gif() -> bytes:
+    """A single-frame GIF."""
+    return encode(upright((600, 600), 11), "GIF")
+
+
+def bomb_png(width: int = 20_000, height: int = 10_000) -> bytes:
+    """A tiny PNG whose header claims 200 megapixels."""
+    data = encode(Image.new("L", (8, 8)), "PNG")
+    ihdr = struct.pack(">2I5B", width, height, 8, 0, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    patched = struct.pack(">I", len(ihdr)) + chunk + struct.pack(">I", zlib.crc32(chunk))
+    return data[:8] + patched + data[8 + len(patched) :]
+
+
+TEXT_NAMED_JPG = b"This is a text file that someone named selfie.jpg\n" * 20
+
+
+def jpeg_markers(data: bytes) -> list[str]:
+    """The JPEG segments up to the image data: APP0, APP1 (EXIF/XMP), APP2 (ICC), COM…"""
+    names, position = [], 2
+    while position < len(data):
+        marker = data[position + 1]
+        if marker == 0xDA:
+            return [*names, "SOS"]
+        length = struct.unpack(">H", data[position + 2 : position + 4])[0]
+        if 0xE0 <= marker <= 0xEF:
+            names.append(f"APP{marker - 0xE0}")
+        elif marker == 0xFE:
+            names.append("COM")
+        position += 2 + length
+    return names
+
+
+def is_upright(data: bytes) -> bool:
+    """Red marker at the top-left, blue at the top-right of the decoded picture."""
+    with Image.open(io.BytesIO(data)) as image:
+        picture = image.convert("RGB")
+    width, height = picture.size
+    inset = min(width, height) // 20
+    left, right = picture.getpixel((inset, inset)), picture.getpixel((width - inset, inset))
+    return _near(left, RED) and _near(right, BLUE)
+
+
+def _near(pixel: tuple[int, ...], colour: tuple[int, int, int]) -> bool:
+    return all(abs(a - b) < 60 for a, b in zip(pixel, colour, strict=False))
