@@ -8,7 +8,8 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -21,6 +22,7 @@ from lib.settings import Settings
 logger = logging.getLogger(__name__)
 
 TIMEOUT = httpx.Timeout(10.0, connect=5.0, read=20.0, write=20.0, pool=5.0)
+DOWNLOAD_CHUNK = 256 * 1024
 MAX_ATTEMPTS = 3
 MAX_RETRY_WAIT_SECONDS = 2.0
 WEBHOOK_EVENTS = ["start", "logs", "completed"]
@@ -176,6 +178,31 @@ class Replicate:
             logger.warning("download failed error=%s", type(error).__name__)
             raise failed from error
         return Download(content, content_type or "application/octet-stream")
+
+    @contextmanager
+    def stream_download(self, url: str) -> Iterator[Iterator[bytes]]:
+        """A large file from Replicate's delivery host (a training's weights), in chunks."""
+        if not self._is_delivery_url(url):
+            raise BadGateway("The file is not on Replicate's delivery host", code="download_failed")
+        try:
+            with (
+                httpx.Client(timeout=TIMEOUT, follow_redirects=False) as http,
+                http.stream("GET", url) as response,
+            ):
+                if response.status_code in (404, 410):
+                    raise NotFoundUpstream("Replicate no longer serves the file")
+                if response.status_code != 200:
+                    logger.warning("download failed status=%s", response.status_code)
+                    raise BadGateway(
+                        f"Replicate's file host answered {response.status_code}",
+                        code="download_failed",
+                    )
+                yield response.iter_bytes(DOWNLOAD_CHUNK)
+        except httpx.HTTPError as error:
+            logger.warning("download failed error=%s", type(error).__name__)
+            raise BadGateway(
+                "A Replicate file could not be downloaded", code="download_failed"
+            ) from (error)
 
     def _is_delivery_url(self, url: str) -> bool:
         # Our own base URL counts too: the local emulator serves its outputs itself.
