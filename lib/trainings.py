@@ -1,6 +1,7 @@
 """Starting a training and reporting its progress."""
 
 import logging
+import re
 import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -8,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from lib import models
+from lib import models, quotas
 from lib.dataset import DatasetImageError, build_zip
 from lib.errors import ApiError, BadGateway, BadRequest, Conflict, Unprocessable
 from lib.paths import user_prefix
@@ -22,8 +23,12 @@ if TYPE_CHECKING:  # both pull in httpx; the progress function must not pay for 
 logger = logging.getLogger(__name__)
 
 MIN_IMAGES, MAX_IMAGES = 5, 50
+MAX_URL_LENGTH = 2048
+IDEMPOTENCY_KEY_PATTERN = r"[!-~]{1,200}"  # printable ASCII, no spaces
+TEXT_LIMITS = {"modelName": 100, "modelType": 40, "gender": 40}
+# PostgreSQL refuses NUL in text; no control character belongs in a name either.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 WEBHOOK_PATH = "/api/webhooks/replicate"
-_TEXT_LIMITS = {"modelName": 100, "modelType": 40, "gender": 40}
 
 
 @dataclass(frozen=True)
@@ -39,12 +44,17 @@ class StartRequest:
         urls = body.get("imageUrls")
         if not isinstance(urls, list) or not all(isinstance(u, str) and u for u in urls):
             raise BadRequest("imageUrls must be a list of image URLs", code="invalid_body")
+        if any(len(u) > MAX_URL_LENGTH or CONTROL_CHARACTERS.search(u) for u in urls):
+            raise Unprocessable(
+                f"Each image URL must be at most {MAX_URL_LENGTH} characters of text",
+                code="invalid_image_url",
+            )
         urls = list(dict.fromkeys(urls))  # the same picture twice counts once
         if len(urls) < MIN_IMAGES:
             raise BadRequest("At least 5 training images are required", code="not_enough_images")
         if len(urls) > MAX_IMAGES:
             raise Unprocessable(f"At most {MAX_IMAGES} training images", code="too_many_images")
-        text = {name: _text(body, name, limit) for name, limit in _TEXT_LIMITS.items()}
+        text = {name: _text(body, name, limit) for name, limit in TEXT_LIMITS.items()}
         if not text["modelName"]:
             raise BadRequest("modelName is required", code="invalid_body")
         return cls(text["modelName"], text["modelType"] or "flux", text["gender"], urls)
@@ -66,6 +76,18 @@ class StartedTraining:
         }
 
 
+def idempotency_key(value: str | None) -> str | None:
+    """The Idempotency-Key header, if sent; 400 unless it is 1–200 printable ASCII characters."""
+    if not value:
+        return None
+    if not re.fullmatch(IDEMPOTENCY_KEY_PATTERN, value):
+        raise BadRequest(
+            "Idempotency-Key must be 1–200 printable ASCII characters",
+            code="invalid_idempotency_key",
+        )
+    return value
+
+
 def start_training(
     conn: psycopg.Connection,
     *,
@@ -83,7 +105,9 @@ def start_training(
             return earlier
     uploads = _callers_uploads(conn, user_id, request.image_urls)
     parameters = {**settings.full_training_input(), **RECORDED_ONLY_PARAMETERS}
-    run = _insert_pending_run(conn, user_id, request, uploads, parameters, idempotency_key)
+    run = _insert_pending_run(
+        conn, user_id, request, uploads, parameters, idempotency_key, settings.training_daily_limit
+    )
     if isinstance(run, StartedTraining):
         return run
     training_id = launch_run(conn, run, replicate=replicate, storage=storage, settings=settings)
@@ -123,7 +147,7 @@ def launch_run(
             webhook=settings.callback_url(WEBHOOK_PATH, run=run.id),
         )
     except ApiError as error:
-        _fail_run(conn, run.id, error.message)
+        fail_run(conn, run.id, error.message)
         raise
     conn.execute(
         "UPDATE user_models SET replicate_model_id = %s WHERE id = %s", (destination, run.model_id)
@@ -206,12 +230,13 @@ def _callers_uploads(conn, user_id: str, urls: list[str]) -> list[dict[str, Any]
     return [by_url[url] for url in urls]
 
 
-def _insert_pending_run(conn, user_id, request, uploads, parameters, idempotency_key):
+def _insert_pending_run(conn, user_id, request, uploads, parameters, idempotency_key, limit):
     """The model and its pending run, committed before anything is called upstream."""
     for _ in range(5):
         trigger_word = f"user{secrets.randbelow(10**8):08d}"
         try:
             with conn.transaction():
+                quotas.reserve_training(conn, user_id, limit)  # rolls back with the run
                 model = conn.execute(
                     "INSERT INTO user_models (user_id, name, model_type, gender, trigger_word)"
                     " VALUES (%s, %s, %s, %s, %s) RETURNING id",
@@ -267,7 +292,8 @@ def _read_upload(storage: "Storage", upload: dict[str, Any]) -> bytes:
         raise DatasetImageError(upload["filename"], "could not be read from storage") from error
 
 
-def _fail_run(conn: psycopg.Connection, run_id: Any, message: str) -> None:
+def fail_run(conn: psycopg.Connection, run_id: Any, message: str) -> None:
+    """Mark a run failed unless it has already ended; this frees the user's training slot."""
     conn.execute(
         "UPDATE training_runs SET status = 'failed', status_rank = 3, error = %s,"
         " completed_at = now() WHERE id = %s AND status_rank < 3",
@@ -279,6 +305,8 @@ def _text(body: dict[str, Any], name: str, limit: int) -> str | None:
     value = body.get(name)
     if value is None:
         return None
-    if not isinstance(value, str) or len(value.strip()) > limit:
-        raise Unprocessable(f"{name} must be a string of at most {limit} characters")
+    if not isinstance(value, str) or len(value) > limit or CONTROL_CHARACTERS.search(value):
+        raise Unprocessable(
+            f"{name} must be a string of at most {limit} characters, without control characters"
+        )
     return value.strip() or None
