@@ -11,6 +11,7 @@ import psycopg
 from lib.errors import BadRequest, NotFound
 
 MAX_PAGE_SIZE, DEFAULT_PAGE_SIZE = 100, 20
+MAX_CURSOR_LENGTH = 200
 
 # Replicate's status of the latest run, as the frontend sees the model.
 PUBLIC_STATUS = {
@@ -79,6 +80,8 @@ def _encode_cursor(row: dict[str, Any]) -> str:
 def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     """The (created_at, id) a page continues after; 400 for anything we did not hand out."""
     try:
+        if len(cursor) > MAX_CURSOR_LENGTH:
+            raise ValueError("too long")
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         moment, model_id = raw.split("|")
         return datetime.fromisoformat(moment), str(uuid.UUID(model_id))
