@@ -238,9 +238,9 @@ def query_param(request: Request, name: str) -> str:
 
 def int_param(request: Request, name: str, *, default: int, minimum: int, maximum: int) -> int:
     """An optional whole-number query parameter within [minimum, maximum]."""
-    raw = request.args.get(name, "").strip()
-    if not raw:
+    if name not in request.args:
         return default
+    raw = request.args[name]
     if not (raw.isascii() and raw.isdigit() and len(raw) <= 6) or not (
         minimum <= int(raw) <= maximum
     ):

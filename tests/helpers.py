@@ -1,10 +1,12 @@
 """What many tests do: sign in, make real images, upload them, start a training."""
 
 import io
+from functools import cache
 
 import httpx
 from PIL import Image
 
+from dev.server import OPENAPI_DOCUMENT
 from dev.stack import DEV_JWT_SECRET
 from lib.auth import issue_token
 
@@ -36,3 +38,23 @@ def start_training(api: httpx.Client, user: User, urls: list[str], **extra) -> h
     """POST /api/training/start with a valid body."""
     body = {"modelName": "Me", "modelType": "flux", "gender": "woman", "imageUrls": urls, **extra}
     return api.post("/api/training/start", json=body, headers=user.headers)
+
+
+@cache
+def _openapi():
+    import schemathesis
+
+    return schemathesis.openapi.from_path(OPENAPI_DOCUMENT)
+
+
+def conforms_to_openapi(response: httpx.Response) -> None:
+    """Fail unless a documented operation's answer has a documented status and body."""
+    request = response.request
+    operation = _openapi().find_operation_by_path(request.method, request.url.path)
+    if operation is None:
+        return  # OPTIONS, an undocumented method (405), the dev pages
+    request.read()  # schemathesis keeps the request with the response
+    response.read()
+    status = response.status_code
+    assert operation.responses.find_by_status_code(status), f"{operation.label} answered {status}"
+    operation.validate_response(response)

@@ -2,7 +2,7 @@
 
 from lib import database, deletion, models
 from lib.auth import authenticate
-from lib.http import Request, Response, endpoint, json_response, query_param
+from lib.http import Request, Response, endpoint, json_response
 from lib.settings import get_settings
 
 
@@ -10,7 +10,8 @@ def model(request: Request) -> Response:
     """GET: the model as progress shows it. DELETE: 200 when gone, 202 when the cron finishes."""
     settings = get_settings()
     user_id = authenticate(request, settings)
-    model_id = query_param(request, "id")  # Vercel and the dev router put [id] in the query
+    # Vercel and the dev router put [id] in the query; anything but a model id is a 404.
+    model_id = request.args.get("id", "")
     if request.method == "DELETE":
         return _delete(settings, user_id, model_id)
     with database.connect(settings) as conn:

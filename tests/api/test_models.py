@@ -70,7 +70,7 @@ def test_an_unknown_model_is_404(api, user, model_id):
     assert response.json() == {"error": "Model not found", "code": "model_not_found"}
 
 
-@pytest.mark.parametrize("limit", ["0", "101", "-1", "ten", "1.5", "²"])
+@pytest.mark.parametrize("limit", ["0", "101", "-1", "ten", "1.5", "²", "", " 5"])
 def test_a_limit_outside_1_to_100_is_400(api, user, limit):
     response = api.get("/api/models", params={"limit": limit}, headers=user.headers)
 
