@@ -1,5 +1,7 @@
 """DELETE /api/models/{id} and /api/account: nothing of the model is left anywhere."""
 
+import uuid
+
 import httpx
 import pytest
 
@@ -73,6 +75,15 @@ def footprint(db, model_id, upload_urls, training_id):
 
 def stored_keys(stack, user):
     return {key for key in stack.blob.objects() if key.startswith(user_prefix(user.id))}
+
+
+def finish_pending_deletions() -> int:
+    """What the cron does."""
+    settings = get_settings()
+    with database.connect(settings) as conn:
+        return deletion.finish_pending_deletions(
+            conn, storage=get_storage(settings), replicate=Replicate(settings)
+        )
 
 
 def on_replicate(stack, path):
@@ -151,11 +162,7 @@ def test_a_failure_halfway_hides_the_model_and_the_cron_finishes_it(api, user, s
         (model_id,),
     )
 
-    settings = get_settings()
-    with database.connect(settings) as conn:
-        finished = deletion.finish_pending_deletions(
-            conn, storage=get_storage(settings), replicate=Replicate(settings)
-        )
+    finished = finish_pending_deletions()
 
     assert finished >= 1
     assert set(footprint(db, model_id, urls, body["trainingId"]).values()) == {0}
@@ -167,11 +174,7 @@ def test_the_cron_leaves_a_deletion_alone_while_an_attempt_may_be_running(api, u
     stack.replicate.fail_next("DELETE", r"/versions/", 500)
     api.delete(f"/api/models/{body['modelId']}", headers=user.headers)
 
-    settings = get_settings()
-    with database.connect(settings) as conn:
-        deletion.finish_pending_deletions(
-            conn, storage=get_storage(settings), replicate=Replicate(settings)
-        )
+    finish_pending_deletions()
 
     row = db.execute("SELECT 1 FROM user_models WHERE id = %s", (body["modelId"],)).fetchone()
     assert row is not None  # attempted a moment ago: retried only after RETRY_AFTER_SECONDS
@@ -204,3 +207,31 @@ def test_deleting_an_unknown_model_is_404(api, user, path):
 
     assert response.status_code == 404
     assert response.json()["code"] == "model_not_found"
+
+
+def test_a_run_a_start_may_still_be_sending_is_waited_for_then_abandoned(api, user, db):
+    # What a start request leaves while it calls Replicate: the model and a pending run.
+    model = db.execute(
+        "INSERT INTO user_models (user_id, name, model_type, trigger_word)"
+        " VALUES (%s, 'Me', 'flux', %s) RETURNING id",
+        (user.id, f"user{uuid.uuid4().int % 10**8:08d}"),
+    ).fetchone()
+    db.execute(
+        "INSERT INTO training_runs (model_id, user_id, parameters, upload_ids)"
+        " VALUES (%s, %s, '{}', '{}')",
+        (model["id"], user.id),
+    )
+
+    response = api.delete(f"/api/models/{model['id']}", headers=user.headers)
+
+    assert response.status_code == 202
+    db.execute(
+        "UPDATE training_runs SET created_at = now() - interval '20 minutes' WHERE model_id = %s",
+        (model["id"],),
+    )
+    db.execute(
+        "UPDATE user_models SET deletion_attempted_at = now() - interval '1 hour' WHERE id = %s",
+        (model["id"],),
+    )
+    finish_pending_deletions()
+    assert db.execute("SELECT 1 FROM user_models WHERE id = %s", (model["id"],)).fetchone() is None
