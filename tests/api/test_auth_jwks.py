@@ -173,14 +173,15 @@ def test_a_token_without_a_kid_is_refused(api, idp, rsa_key):
 def test_a_rotated_key_is_fetched_once_the_refresh_cooldown_has_passed(
     api, idp, rsa_key, configure, monkeypatch
 ):
-    monkeypatch.setattr(lib.auth, "JWKS_REFRESH_COOLDOWN_SECONDS", 0.5)
+    monkeypatch.setattr(lib.auth, "JWKS_REFRESH_COOLDOWN_SECONDS", 3)
     configure(AUTH_JWKS_URL=idp.url + "?short-cooldown")  # a new client, built with it
     assert call(api, rsa_key.token()).status_code == 200
+    fetched_at = time.monotonic()
     new_key = SigningKey("RS256")
     idp.keys = [new_key]  # the provider rotates: the old key is gone, a new kid signs
 
     too_soon = call(api, new_key.token())
-    time.sleep(0.6)
+    time.sleep(max(0.0, fetched_at + 3.2 - time.monotonic()))
     after = [call(api, new_key.token()).status_code for _ in range(5)]
 
     assert too_soon.status_code == 401
