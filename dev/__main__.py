@@ -13,6 +13,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
     stack = start_stack(os.environ, port=int(os.environ.get("PORT", "8000")))
     print(f"\nSSELFIE backend on {stack.url}  (dev console: {stack.url}/)")
+    print(f"OpenAPI document: {stack.url}/openapi.json")
     for part, state in stack.parts.items():
         print(f"  {part:<11} {state}")
     print("Ctrl-C to stop.\n", flush=True)

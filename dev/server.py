@@ -23,12 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, unquote
 
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONSOLE_PAGE = Path(__file__).with_name("console.html")
+OPENAPI_DOCUMENT = PROJECT_ROOT / "openapi.json"  # written by `python -m dev.openapi`
 ENTRYPOINT_NAMES = ("app", "application", "handler")
+# Query values that are secrets: Vercel's protection bypass rides on webhook URLs.
+SECRET_QUERY = re.compile(r"(x-vercel-protection-bypass=)[^&\s\"]*")
 
 
 @dataclass
@@ -123,6 +126,8 @@ class VercelRouter:
     def _dev_page(self, request: Request) -> Response:
         if request.path == "/":
             return Response(CONSOLE_PAGE.read_bytes(), mimetype="text/html")
+        if request.path == "/openapi.json":
+            return Response(OPENAPI_DOCUMENT.read_bytes(), mimetype="application/json")
         if request.path == "/_dev/token" and self.token_secret:
             from lib.auth import issue_token
 
@@ -172,8 +177,16 @@ def _json(body: dict, status: int = 200) -> Response:
     return Response(json.dumps(body), status=status, mimetype="application/json")
 
 
+class RedactingRequestHandler(WSGIRequestHandler):
+    """The request log line, without secret query values."""
+
+    def log(self, type: str, message: str, *args) -> None:
+        redacted = [SECRET_QUERY.sub(r"\1[redacted]", a) if isinstance(a, str) else a for a in args]
+        super().log(type, message, *redacted)
+
+
 def serve(app: Callable, port: int = 0, host: str = "127.0.0.1") -> BaseWSGIServer:
     """Serve `app` on a thread; the returned server has `.port` and `.shutdown()`."""
-    server = make_server(host, port, app, threaded=True)
+    server = make_server(host, port, app, threaded=True, request_handler=RedactingRequestHandler)
     threading.Thread(target=server.serve_forever, daemon=True, name="dev-server").start()
     return server

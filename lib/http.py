@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl
 from lib.errors import (
     ApiError,
     BadRequest,
+    ConfigError,
     MethodNotAllowed,
     PayloadTooLarge,
     UnsupportedMediaType,
@@ -25,6 +26,8 @@ from lib.errors import (
 logger = logging.getLogger(__name__)
 
 JSON_BODY_LIMIT = 64 * 1024
+CORS_REQUEST_HEADERS = "Authorization, Content-Type, Idempotency-Key"
+CORS_MAX_AGE_SECONDS = 600
 STATUS_TEXT = {
     200: "OK",
     201: "Created",
@@ -148,16 +151,49 @@ class Endpoint:
 
     def respond(self, request: Request) -> Response:
         """Run the view and turn every failure into the contract's JSON error."""
+        allow = ", ".join(sorted(self.methods))
         try:
-            if request.method not in self.methods:
-                allow = ", ".join(sorted(self.methods))
+            # Before the method check: a browser's CORS preflight must be answered everywhere.
+            if request.method == "OPTIONS":
+                response = Response(b"", 204, {"Allow": f"{allow}, OPTIONS"})
+            elif request.method not in self.methods:
                 raise MethodNotAllowed(f"Use {allow}", headers={"Allow": allow})
-            return self.view(request)
+            else:
+                response = self.view(request)
         except ApiError as error:
-            return error_response(error)
+            response = error_response(error)
         except Exception:
             logger.exception("unhandled error method=%s path=%s", request.method, request.path)
-            return error_response(ApiError("Internal server error"))
+            response = error_response(ApiError("Internal server error"))
+        return _with_cors(response, request, allow)
+
+
+def _with_cors(response: Response, request: Request, allow: str) -> Response:
+    """Let the configured frontend origins read the response (every status, errors too)."""
+    origins = _allowed_origins()
+    if not origins:
+        return response
+    response.headers["Vary"] = "Origin"
+    origin = request.headers.get("origin", "")
+    if origin.rstrip("/").lower() not in origins:
+        return response
+    response.headers["Access-Control-Allow-Origin"] = origin
+    if request.method == "OPTIONS":
+        response.headers["Access-Control-Allow-Methods"] = allow
+        response.headers["Access-Control-Allow-Headers"] = CORS_REQUEST_HEADERS
+        response.headers["Access-Control-Max-Age"] = str(CORS_MAX_AGE_SECONDS)
+    else:
+        response.headers["Access-Control-Expose-Headers"] = "Retry-After"
+    return response
+
+
+def _allowed_origins() -> frozenset[str]:
+    from lib.settings import get_settings
+
+    try:
+        return get_settings().cors_allowed_origins
+    except ConfigError:
+        return frozenset()  # the view reports the broken setting by name
 
 
 def endpoint(view: View, *methods: str, max_body: int = JSON_BODY_LIMIT) -> Endpoint:
@@ -185,7 +221,7 @@ def read_json(request: Request) -> dict[str, Any]:
         raise UnsupportedMediaType("Send the body as application/json", code="unsupported_media")
     try:
         body = json.loads(request.get_data() or b"null")
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # bad JSON, bad UTF-8, 5000-digit numbers, deep nesting
         raise BadRequest("The body is not valid JSON", code="invalid_json") from None
     if not isinstance(body, dict):
         raise BadRequest("The body must be a JSON object", code="invalid_json")
@@ -198,3 +234,18 @@ def query_param(request: Request, name: str) -> str:
     if not value:
         raise BadRequest(f"The query parameter {name} is required", code="missing_parameter")
     return value
+
+
+def int_param(request: Request, name: str, *, default: int, minimum: int, maximum: int) -> int:
+    """An optional whole-number query parameter within [minimum, maximum]."""
+    if name not in request.args:
+        return default
+    raw = request.args[name]
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 6) or not (
+        minimum <= int(raw) <= maximum
+    ):
+        raise BadRequest(
+            f"The query parameter {name} must be a whole number from {minimum} to {maximum}",
+            code="invalid_parameter",
+        )
+    return int(raw)

@@ -1,12 +1,17 @@
 """The caller's models: lookups scoped by user, and the JSON shape the frontend reads."""
 
+import base64
+import binascii
 import uuid
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 
-from lib.errors import NotFound
+from lib.errors import BadRequest, NotFound
+
+MAX_PAGE_SIZE, DEFAULT_PAGE_SIZE = 100, 20
+MAX_CURSOR_LENGTH = 200
 
 # Replicate's status of the latest run, as the frontend sees the model.
 PUBLIC_STATUS = {
@@ -31,14 +36,57 @@ MODEL_WITH_LATEST_RUN = """
 
 def find_model(conn: psycopg.Connection, *, user_id: str, model_id: str) -> dict[str, Any]:
     """The caller's model with its latest run; 404 for unknown ids and other users' ids alike."""
-    if not _is_uuid(model_id):
+    if not is_uuid(model_id):
         raise NotFound("Model not found", code="model_not_found")
     row = conn.execute(
-        MODEL_WITH_LATEST_RUN + " WHERE m.id = %s AND m.user_id = %s", (model_id, user_id)
+        MODEL_WITH_LATEST_RUN + " WHERE m.id = %s AND m.user_id = %s" + _NOT_DELETING,
+        (model_id, user_id),
     ).fetchone()
     if row is None:
         raise NotFound("Model not found", code="model_not_found")
     return row
+
+
+def list_models(
+    conn: psycopg.Connection, *, user_id: str, limit: int, cursor: str | None
+) -> dict[str, Any]:
+    """One page of the caller's models, newest first, and the cursor of the next page."""
+    after = _decode_cursor(cursor) if cursor else (None, None)
+    rows = conn.execute(
+        MODEL_WITH_LATEST_RUN
+        + " WHERE m.user_id = %(user)s"
+        + _NOT_DELETING
+        + " AND (%(at)s::timestamptz IS NULL OR (m.created_at, m.id) < (%(at)s, %(id)s::uuid))"
+        " ORDER BY m.created_at DESC, m.id DESC LIMIT %(limit)s",
+        {"user": user_id, "at": after[0], "id": after[1], "limit": limit + 1},
+    ).fetchall()
+    page = rows[:limit]
+    more = len(rows) > limit
+    return {
+        "models": [model_json(row) for row in page],
+        "nextCursor": _encode_cursor(page[-1]) if more else None,
+    }
+
+
+# A model whose deletion was asked for is gone for its owner at once, whatever is left to do.
+_NOT_DELETING = " AND m.deletion_requested_at IS NULL"
+
+
+def _encode_cursor(row: dict[str, Any]) -> str:
+    raw = f"{row['created_at'].isoformat()}|{row['id']}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """The (created_at, id) a page continues after; 400 for anything we did not hand out."""
+    try:
+        if len(cursor) > MAX_CURSOR_LENGTH:
+            raise ValueError("too long")
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        moment, model_id = raw.split("|")
+        return datetime.fromisoformat(moment), str(uuid.UUID(model_id))
+    except (ValueError, binascii.Error):
+        raise BadRequest("The cursor is not valid", code="invalid_cursor") from None
 
 
 def model_json(row: dict[str, Any]) -> dict[str, Any]:
@@ -68,7 +116,7 @@ def iso(value: Any) -> str | None:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _is_uuid(value: str) -> bool:
+def is_uuid(value: str) -> bool:
     try:
         uuid.UUID(value)
     except ValueError:

@@ -121,7 +121,7 @@ class Replicate:
             lambda: self.client.models.create(
                 owner=owner, name=name, visibility="private", hardware="gpu-t4"
             ),
-            tolerate=409,  # it already exists: reuse it
+            tolerate=(409,),  # it already exists: reuse it
         )
         return f"{owner}/{name}"
 
@@ -216,6 +216,23 @@ class Replicate:
             host == DELIVERY_HOST or host.endswith("." + DELIVERY_HOST)
         )
 
+    def list_versions(self, model: str) -> list[str]:
+        """The version ids of the model `owner/name` (none when the model does not exist)."""
+        from replicate.version import Versions
+
+        page = self._call(lambda: Versions(self.client, model).list(), tolerate=(404,))
+        return [version.id for version in page.results] if page else []
+
+    def delete_version(self, model: str, version_id: str) -> None:
+        """Delete one version of `owner/name` with its weights; one already gone is fine."""
+        from replicate.version import Versions
+
+        self._call(lambda: Versions(self.client, model).delete(version_id), tolerate=(404,))
+
+    def delete_model(self, model: str) -> None:
+        """Delete the model `owner/name`; gone (404) or still holding a version (409) is fine."""
+        self._call(lambda: self.client.models.delete(model), tolerate=(404, 409))
+
     def _cached(self, kind: str, name: str, load: Callable[[], str]) -> str:
         key = self._key(kind, name)
         with _cache_lock:
@@ -227,13 +244,13 @@ class Replicate:
         settings = self._settings
         return (kind, name, settings.replicate_base_url, settings.replicate_api_token or "")
 
-    def _call(self, request: Callable[[], T], *, tolerate: int | None = None) -> T | None:
+    def _call(self, request: Callable[[], T], *, tolerate: tuple[int, ...] = ()) -> T | None:
         from replicate.exceptions import ReplicateError
 
         try:
             return request()
         except ReplicateError as error:
-            if error.status == tolerate:
+            if error.status in tolerate:
                 return None
             raise _api_error(error) from error
         except httpx.TimeoutException as error:

@@ -67,6 +67,9 @@ class Settings:
     aws_access_key_id: str | None = None
     aws_secret_access_key: str | None = None
     aws_session_token: str | None = None
+    training_daily_limit: int = 3
+    generation_daily_limit: int = 50
+    cors_allowed_origins: frozenset[str] = frozenset()
 
     def callback_url(self, path: str, **params: str) -> str | None:
         """The public URL Replicate or Blob should call back, or None when nothing can reach us."""
@@ -103,7 +106,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         blob_api_url=env.get("VERCEL_BLOB_API_URL"),
         local_storage_dir=Path(env.get("LOCAL_STORAGE_DIR", _PROJECT_ROOT / ".data" / "storage")),
         auth_jwt_secret=env.get("AUTH_JWT_SECRET"),
-        auth_jwks_url=env.get("AUTH_JWKS_URL"),
+        auth_jwks_url=_jwks_url(env),
         auth_jwt_issuer=env.get("AUTH_JWT_ISSUER"),
         auth_jwt_audience=env.get("AUTH_JWT_AUDIENCE"),
         public_base_url=_public_base_url(env),
@@ -120,6 +123,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         aws_access_key_id=env.get("AWS_ACCESS_KEY_ID"),
         aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY"),
         aws_session_token=env.get("AWS_SESSION_TOKEN"),
+        training_daily_limit=_int(env, "TRAINING_DAILY_LIMIT", 3),
+        generation_daily_limit=_int(env, "GENERATION_DAILY_LIMIT", 50),
+        cors_allowed_origins=_origins(env),
     )
 
 
@@ -149,6 +155,42 @@ def _webhook_secret(env: Mapping[str, str]) -> str | None:
     if secret is not None and not secret.startswith("whsec_"):
         raise ConfigError("REPLICATE_WEBHOOK_SECRET must start with whsec_")
     return secret
+
+
+def _jwks_url(env: Mapping[str, str]) -> str | None:
+    url = env.get("AUTH_JWKS_URL")
+    if url is None:
+        return None
+    if "AUTH_JWT_SECRET" in env:
+        # Accepting both would let an HS256 token signed with a public key pass as the IdP's.
+        raise ConfigError("Set AUTH_JWKS_URL or AUTH_JWT_SECRET, not both")
+    parts = _split(url, "AUTH_JWKS_URL")
+    loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
+    if not parts.hostname or not (parts.scheme == "https" or (parts.scheme == "http" and loopback)):
+        raise ConfigError("AUTH_JWKS_URL must be an https:// URL")
+    return url
+
+
+def _origins(env: Mapping[str, str]) -> frozenset[str]:
+    origins = set()
+    for value in env.get("CORS_ALLOWED_ORIGINS", "").split(","):
+        origin = value.strip().rstrip("/")
+        if not origin:
+            continue
+        parts = _split(origin, "CORS_ALLOWED_ORIGINS")
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path:
+            raise ConfigError(
+                "CORS_ALLOWED_ORIGINS must be comma-separated origins like https://app.example.com"
+            )
+        origins.add(origin.lower())
+    return frozenset(origins)
+
+
+def _split(url: str, name: str):
+    try:
+        return urlsplit(url)
+    except ValueError:
+        raise ConfigError(f"{name} is not a valid URL") from None
 
 
 def _storage_backend(env: Mapping[str, str], blob_token: str | None) -> str:

@@ -7,8 +7,10 @@ the user can see changes.
 
 import json
 import logging
+import re
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -29,6 +31,10 @@ STATUS_RANK = {
 }
 TERMINAL_RANK = 3
 CANCELED_ERROR = "Training was canceled"
+REPLICATE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+# "owner/name:version" as Replicate reports a pushed version.
+VERSION_REF = re.compile(r"([A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}):([A-Za-z0-9]{1,128})")
+MAX_URL_LENGTH = 2048
 
 
 @dataclass(frozen=True)
@@ -47,8 +53,8 @@ def parse_payload(body: bytes) -> dict[str, Any]:
         raise BadRequest("The webhook body is not JSON", code="invalid_json") from None
     if not isinstance(payload, dict) or payload.get("status") not in STATUS_RANK:
         raise BadRequest("The webhook body is not a Replicate object", code="invalid_payload")
-    if not isinstance(payload.get("id"), str):
-        raise BadRequest("The webhook body has no id", code="invalid_payload")
+    if not isinstance(payload.get("id"), str) or not REPLICATE_ID.fullmatch(payload["id"]):
+        raise BadRequest("The webhook body has no valid id", code="invalid_payload")
     return payload
 
 
@@ -102,7 +108,8 @@ def apply_snapshot(
     """Move the run forward to what the snapshot says; None when nothing changed."""
     status = snapshot["status"]
     rank = STATUS_RANK[status]
-    progress = _progress(status, snapshot.get("logs"))
+    logs = _text(snapshot.get("logs"))
+    progress = _progress(status, logs)
     row = conn.execute(
         """
         UPDATE training_runs r SET
@@ -129,15 +136,16 @@ def apply_snapshot(
             "rank": rank,
             "progress": progress,
             "error": _error_text(snapshot),
-            "logs_tail": logs_tail(snapshot.get("logs")),
-            "started_at": snapshot.get("started_at"),
-            "completed_at": snapshot.get("completed_at"),
+            "logs_tail": logs_tail(logs),
+            "started_at": _moment(snapshot.get("started_at")),
+            "completed_at": _moment(snapshot.get("completed_at")),
         },
     ).fetchone()
     if row is None:
         return None
     if row["status"] == "succeeded":
-        _record_trained_version(conn, row["model_id"], snapshot.get("output") or {})
+        output = snapshot.get("output")
+        _record_trained_version(conn, row["model_id"], output if isinstance(output, dict) else {})
     return Applied(str(row["id"]), str(row["model_id"]), row["status"], row["progress"])
 
 
@@ -164,11 +172,15 @@ def _known(conn: psycopg.Connection, replicate_id: str, run_hint: str | None) ->
 
 def _record_trained_version(conn: psycopg.Connection, model_id: Any, output: dict) -> None:
     # output.version is "owner/name:version_id" of the version the training pushed.
-    destination, _, version_id = str(output.get("version") or "").partition(":")
+    version = VERSION_REF.fullmatch(str(output.get("version") or ""))
+    destination, version_id = version.groups() if version else (None, None)
+    weights = output.get("weights")
+    if not (isinstance(weights, str) and _is_web_url(weights)):
+        weights = None
     conn.execute(
         "UPDATE user_models SET replicate_model_id = coalesce(%s, replicate_model_id),"
         " replicate_version_id = %s, lora_weights_url = %s WHERE id = %s",
-        (destination or None, version_id or None, output.get("weights"), model_id),
+        (destination, version_id, weights, model_id),
     )
 
 
@@ -183,7 +195,27 @@ def _error_text(snapshot: dict[str, Any]) -> str | None:
     error = snapshot.get("error")
     if error is None:
         return CANCELED_ERROR if snapshot["status"] == "canceled" else None
-    return str(error)[:2000]
+    return _text(str(error))[:2000]
+
+
+def _text(value: Any) -> str:
+    """Text PostgreSQL accepts: it refuses NUL characters."""
+    return value.replace("\x00", "") if isinstance(value, str) else ""
+
+
+def _moment(value: Any) -> datetime | None:
+    """An ISO 8601 time from Replicate, or None for anything else."""
+    if isinstance(value, datetime):
+        return value
+    try:
+        moment = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _is_web_url(value: str) -> bool:
+    return len(value) <= MAX_URL_LENGTH and value.startswith(("https://", "http://"))
 
 
 def uuid_or_none(value: str | None) -> str | None:

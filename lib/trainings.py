@@ -1,6 +1,7 @@
 """Starting a training and reporting its progress."""
 
 import logging
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from lib import models, polling, reconcile
+from lib import models, polling, quotas, reconcile
 from lib.dataset import DatasetError, SourceImage, zip_chunks
 from lib.errors import ApiError, BadGateway, BadRequest, Conflict, Unprocessable
 from lib.paths import user_prefix
@@ -24,8 +25,12 @@ if TYPE_CHECKING:  # both pull in httpx; the progress function must not pay for 
 logger = logging.getLogger(__name__)
 
 MIN_IMAGES, MAX_IMAGES = 5, 50
+MAX_URL_LENGTH = 2048
+IDEMPOTENCY_KEY_PATTERN = r"[!-~]{1,200}"  # printable ASCII, no spaces
+TEXT_LIMITS = {"modelName": 100, "modelType": 40, "gender": 40}
+# PostgreSQL refuses NUL in text; no control character belongs in a name either.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 WEBHOOK_PATH = "/api/webhooks/replicate"
-_TEXT_LIMITS = {"modelName": 100, "modelType": 40, "gender": 40}
 # How far this machine's clock may run behind the database's before a poll waits longer.
 CLOCK_MARGIN = timedelta(seconds=5)
 
@@ -43,12 +48,17 @@ class StartRequest:
         urls = body.get("imageUrls")
         if not isinstance(urls, list) or not all(isinstance(u, str) and u for u in urls):
             raise BadRequest("imageUrls must be a list of image URLs", code="invalid_body")
+        if any(len(u) > MAX_URL_LENGTH or CONTROL_CHARACTERS.search(u) for u in urls):
+            raise Unprocessable(
+                f"Each image URL must be at most {MAX_URL_LENGTH} characters of text",
+                code="invalid_image_url",
+            )
         urls = list(dict.fromkeys(urls))  # the same picture twice counts once
         if len(urls) < MIN_IMAGES:
             raise BadRequest("At least 5 training images are required", code="not_enough_images")
         if len(urls) > MAX_IMAGES:
             raise Unprocessable(f"At most {MAX_IMAGES} training images", code="too_many_images")
-        text = {name: _text(body, name, limit) for name, limit in _TEXT_LIMITS.items()}
+        text = {name: _text(body, name, limit) for name, limit in TEXT_LIMITS.items()}
         if not text["modelName"]:
             raise BadRequest("modelName is required", code="invalid_body")
         return cls(text["modelName"], text["modelType"] or "flux", text["gender"], urls)
@@ -70,6 +80,18 @@ class StartedTraining:
         }
 
 
+def idempotency_key(value: str | None) -> str | None:
+    """The Idempotency-Key header, if sent; 400 unless it is 1–200 printable ASCII characters."""
+    if not value:
+        return None
+    if not re.fullmatch(IDEMPOTENCY_KEY_PATTERN, value):
+        raise BadRequest(
+            "Idempotency-Key must be 1–200 printable ASCII characters",
+            code="invalid_idempotency_key",
+        )
+    return value
+
+
 def start_training(
     conn: psycopg.Connection,
     *,
@@ -87,7 +109,9 @@ def start_training(
             return earlier
     uploads = _callers_uploads(conn, user_id, request.image_urls)
     parameters = run_parameters(settings)
-    run = _insert_pending_run(conn, user_id, request, uploads, parameters, idempotency_key)
+    run = _insert_pending_run(
+        conn, user_id, request, uploads, parameters, idempotency_key, settings.training_daily_limit
+    )
     if isinstance(run, StartedTraining):
         return run
     training_id = launch_run(conn, run, replicate=replicate, storage=storage, settings=settings)
@@ -231,12 +255,13 @@ def _callers_uploads(conn, user_id: str, urls: list[str]) -> list[dict[str, Any]
     return list(distinct.values())
 
 
-def _insert_pending_run(conn, user_id, request, uploads, parameters, idempotency_key):
+def _insert_pending_run(conn, user_id, request, uploads, parameters, idempotency_key, limit):
     """The model and its pending run, committed before anything is called upstream."""
     for _ in range(5):
         trigger_word = f"user{secrets.randbelow(10**8):08d}"
         try:
             with conn.transaction():
+                quotas.reserve_training(conn, user_id, limit)  # rolls back with the run
                 model = conn.execute(
                     "INSERT INTO user_models (user_id, name, model_type, gender, trigger_word)"
                     " VALUES (%s, %s, %s, %s, %s) RETURNING id",
@@ -322,6 +347,8 @@ def _text(body: dict[str, Any], name: str, limit: int) -> str | None:
     value = body.get(name)
     if value is None:
         return None
-    if not isinstance(value, str) or len(value.strip()) > limit:
-        raise Unprocessable(f"{name} must be a string of at most {limit} characters")
+    if not isinstance(value, str) or len(value) > limit or CONTROL_CHARACTERS.search(value):
+        raise Unprocessable(
+            f"{name} must be a string of at most {limit} characters, without control characters"
+        )
     return value.strip() or None

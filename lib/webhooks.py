@@ -11,6 +11,7 @@ from lib.errors import Unauthorized
 from lib.settings import Settings
 
 TOLERANCE_SECONDS = 5 * 60
+MAX_WEBHOOK_ID_LENGTH = 256
 
 
 class WebhookVerificationError(Exception):
@@ -27,6 +28,8 @@ def sign(secret: str, webhook_id: str, timestamp: int, body: bytes) -> str:
 def verify(secret: str, headers: Mapping[str, str], body: bytes, now: float | None = None) -> str:
     """Check a delivery over its raw body; return its webhook-id."""
     webhook_id = _header(headers, "webhook-id")
+    if len(webhook_id) > MAX_WEBHOOK_ID_LENGTH:
+        raise WebhookVerificationError("webhook-id is too long")
     timestamp = _timestamp(_header(headers, "webhook-timestamp"))
     signatures = _header(headers, "webhook-signature")
     now = time.time() if now is None else now
@@ -54,7 +57,8 @@ def _header(headers: Mapping[str, str], name: str) -> str:
 
 
 def _timestamp(value: str) -> int:
-    if not value.isdigit():
+    # isdigit alone accepts "²" and other digits int() refuses; 12 digits reach year 33658.
+    if not (value.isascii() and value.isdigit() and len(value) <= 12):
         raise WebhookVerificationError("webhook-timestamp is not a Unix time")
     return int(value)
 

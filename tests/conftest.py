@@ -13,7 +13,7 @@ from psycopg.rows import dict_row
 
 from dev.stack import LocalStack, embedded_postgres, start_stack
 from lib.settings import get_settings
-from tests.helpers import User
+from tests.helpers import User, conforms_to_openapi
 
 # Variables that would make a part real or change behaviour; the suite sets its own.
 PROJECT_VARIABLES = (
@@ -96,8 +96,10 @@ def s3_env() -> Iterator[dict[str, str]]:
 
 @pytest.fixture
 def api(stack: LocalStack) -> Iterator[httpx.Client]:
-    """An HTTP client for the functions, as the frontend calls them."""
-    with httpx.Client(base_url=stack.url, timeout=30) as client:
+    """An HTTP client for the functions, as the frontend calls them; every answer is checked
+    against openapi.json."""
+    hooks = {"response": [conforms_to_openapi]}
+    with httpx.Client(base_url=stack.url, timeout=30, event_hooks=hooks) as client:
         yield client
 
 

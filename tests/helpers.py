@@ -4,10 +4,12 @@ import io
 import json
 import time
 import uuid
+from functools import cache
 
 import httpx
 from PIL import Image
 
+from dev.server import OPENAPI_DOCUMENT
 from dev.stack import DEV_JWT_SECRET
 from lib.auth import issue_token
 from lib.uploads import selfies_prefix
@@ -134,3 +136,23 @@ def client_upload(api, stack, user, name, data, content_type="image/jpeg"):
         if c.json["payload"]["blob"]["url"] == put.json()["url"]
     )
     return put.json(), delivery
+
+
+@cache
+def _openapi():
+    import schemathesis
+
+    return schemathesis.openapi.from_path(OPENAPI_DOCUMENT)
+
+
+def conforms_to_openapi(response: httpx.Response) -> None:
+    """Fail unless a documented operation's answer has a documented status and body."""
+    request = response.request
+    operation = _openapi().find_operation_by_path(request.method, request.url.path)
+    if operation is None:
+        return  # OPTIONS, an undocumented method (405), the dev pages
+    request.read()  # schemathesis keeps the request with the response
+    response.read()
+    status = response.status_code
+    assert operation.responses.find_by_status_code(status), f"{operation.label} answered {status}"
+    operation.validate_response(response)

@@ -2,13 +2,10 @@
 
 from lib import database, trainings
 from lib.auth import authenticate
-from lib.errors import BadRequest
 from lib.http import Request, Response, endpoint, json_response, read_json
 from lib.replicate import Replicate
 from lib.settings import get_settings
 from lib.storage import get_storage
-
-IDEMPOTENCY_KEY_LIMIT = 200
 
 
 def start(request: Request) -> Response:
@@ -16,9 +13,7 @@ def start(request: Request) -> Response:
     settings = get_settings()
     user_id = authenticate(request, settings)
     start_request = trainings.StartRequest.parse(read_json(request))
-    idempotency_key = request.headers.get("Idempotency-Key") or None
-    if idempotency_key and len(idempotency_key) > IDEMPOTENCY_KEY_LIMIT:
-        raise BadRequest("Idempotency-Key is too long", code="invalid_idempotency_key")
+    idempotency_key = trainings.idempotency_key(request.headers.get("Idempotency-Key"))
     replicate = Replicate(settings)  # refuses a missing token before anything is written
     with database.connect(settings) as conn:
         started = trainings.start_training(

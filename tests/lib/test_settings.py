@@ -151,3 +151,32 @@ def test_s3_settings_are_read_from_the_standard_variables():
     assert (settings.s3_bucket, settings.s3_region) == ("selfies", "auto")
     assert settings.s3_endpoint_url == "https://acc.r2.cloudflarestorage.com"
     assert settings.s3_public_base_url == "https://cdn.example"
+
+
+@pytest.mark.parametrize("name", ["TRAINING_DAILY_LIMIT", "GENERATION_DAILY_LIMIT"])
+def test_a_daily_limit_that_is_not_a_whole_number_is_refused_by_name(name):
+    with pytest.raises(ConfigError, match=name):
+        load_settings({name: "three"})
+
+
+def test_daily_limits_default_to_three_trainings_and_fifty_images():
+    settings = load_settings({})
+
+    assert (settings.training_daily_limit, settings.generation_daily_limit) == (3, 50)
+
+
+def test_a_jwks_url_beside_an_hs256_secret_is_refused():
+    with pytest.raises(ConfigError, match="AUTH_JWKS_URL or AUTH_JWT_SECRET"):
+        load_settings({"AUTH_JWKS_URL": "https://idp.test/jwks", "AUTH_JWT_SECRET": "s" * 32})
+
+
+@pytest.mark.parametrize("url", ["http://idp.example/jwks.json", "idp.example/jwks", "https://"])
+def test_a_jwks_url_that_is_not_https_is_refused_by_name(url):
+    with pytest.raises(ConfigError, match="AUTH_JWKS_URL"):
+        load_settings({"AUTH_JWKS_URL": url})
+
+
+def test_allowed_origins_are_read_without_trailing_slashes_or_case():
+    settings = load_settings({"CORS_ALLOWED_ORIGINS": "https://App.test/, http://localhost:3000"})
+
+    assert settings.cors_allowed_origins == {"https://app.test", "http://localhost:3000"}

@@ -1,0 +1,23 @@
+"""DELETE /api/account — all of the caller's data: models, uploads, trainings, generations."""
+
+from lib import database, deletion
+from lib.auth import authenticate
+from lib.http import Request, Response, endpoint, json_response
+from lib.replicate import Replicate
+from lib.settings import get_settings
+from lib.storage import get_storage
+
+
+def delete_account(request: Request) -> Response:
+    """200 when everything is gone, 202 while the cron finishes what a failure left."""
+    settings = get_settings()
+    user_id = authenticate(request, settings)
+    replicate = Replicate(settings)  # refuses a missing token before anything changes
+    with database.connect(settings) as conn:
+        done = deletion.delete_account(
+            conn, user_id=user_id, storage=get_storage(settings), replicate=replicate
+        )
+    return json_response(*deletion.outcome(done))
+
+
+app = endpoint(delete_account, "DELETE")

@@ -1,0 +1,38 @@
+"""GET /api/models/{id} — one of the caller's models; DELETE removes it and everything it used."""
+
+from lib import database, deletion, models
+from lib.auth import authenticate
+from lib.http import Request, Response, endpoint, json_response
+from lib.settings import get_settings
+
+
+def model(request: Request) -> Response:
+    """GET: the model as progress shows it. DELETE: 200 when gone, 202 when the cron finishes."""
+    settings = get_settings()
+    user_id = authenticate(request, settings)
+    # Vercel and the dev router put [id] in the query; anything but a model id is a 404.
+    model_id = request.args.get("id", "")
+    if request.method == "DELETE":
+        return _delete(settings, user_id, model_id)
+    with database.connect(settings) as conn:
+        row = models.find_model(conn, user_id=user_id, model_id=model_id)
+    return json_response(models.model_json(row))
+
+
+def _delete(settings, user_id: str, model_id: str) -> Response:
+    from lib.replicate import Replicate
+    from lib.storage import get_storage
+
+    replicate = Replicate(settings)  # refuses a missing token before anything changes
+    with database.connect(settings) as conn:
+        done = deletion.delete_model(
+            conn,
+            user_id=user_id,
+            model_id=model_id,
+            storage=get_storage(settings),
+            replicate=replicate,
+        )
+    return json_response(*deletion.outcome(done))
+
+
+app = endpoint(model, "GET", "DELETE")

@@ -1,0 +1,345 @@
+"""The OpenAPI 3.1 document of every endpoint, built from the code it describes.
+
+Limits (image counts, string lengths, page sizes, body sizes) are read from the constants the
+code enforces and each function's own `Endpoint`, so the document cannot drift from them.
+`python -m dev.openapi` writes `openapi.json` at the repository root; `make dev` serves it at
+`/openapi.json`; tests/test_openapi.py fails when the file, the routes or the limits disagree.
+"""
+
+import json
+import sys
+from typing import Any
+
+from dev.server import OPENAPI_DOCUMENT, PROJECT_ROOT, discover_routes
+from lib import models, trainings, uploads
+from lib.models import PUBLIC_STATUS
+from lib.training_events import REPLICATE_ID
+
+NO_CONTROL_CHARACTERS = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+_MODEL_ID = {"type": "string", "format": "uuid"}
+ERRORS = {
+    400: "Bad input (the code says what)",
+    401: "Missing or invalid token or signature",
+    404: "Not found — another user's id answers exactly like a missing one",
+    409: "Conflict with the current state",
+    413: "Body or file too large",
+    415: "Wrong content type",
+    422: "Valid JSON, invalid values",
+    429: "A limit was reached; Retry-After says when to try again",
+    502: "An upstream (Replicate, storage) failed",
+    503: "Not configured, or an upstream is unavailable",
+    504: "An upstream did not answer in time",
+}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {**schema, "type": [schema["type"], "null"]}
+
+
+def _object(
+    properties: dict[str, Any], required: list[str] | None = None, *, closed: bool = True
+) -> dict[str, Any]:
+    """An object schema; answers are closed (drift shows), requests ignore unknown fields."""
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties) if required is None else required,
+        "additionalProperties": not closed,
+    }
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _text(limit: int) -> dict[str, Any]:
+    return {"type": "string", "maxLength": limit, "pattern": NO_CONTROL_CHARACTERS}
+
+
+def schemas() -> dict[str, Any]:
+    """Every body the API sends or accepts."""
+    timestamp = {"type": "string", "format": "date-time"}
+    status = {"type": "string", "enum": sorted(set(PUBLIC_STATUS.values()))}
+    progress = {"type": "integer", "minimum": 0, "maximum": 100}
+    url_list = {
+        "type": "array",
+        "minItems": trainings.MIN_IMAGES,
+        "maxItems": trainings.MAX_IMAGES,
+        "items": {"type": "string", "minLength": 1, **_text(trainings.MAX_URL_LENGTH)},
+        "description": "URLs of the caller's own uploads; the same URL twice counts once",
+    }
+    return {
+        "Error": _object(
+            {
+                "error": {"type": "string"},
+                "code": {"type": "string", "pattern": "^[a-z][a-z0-9_]*$"},
+            }
+        ),
+        "Model": _object(
+            {
+                "id": {"type": "string", "format": "uuid"},
+                "name": {"type": "string"},
+                "modelType": {"type": "string"},
+                "gender": _nullable({"type": "string"}),
+                "triggerWord": {"type": "string", "pattern": "^user[0-9]{8}$"},
+                "status": status,
+                "progress": progress,
+                "error": _nullable({"type": "string"}),
+                "replicateModelId": _nullable({"type": "string"}),
+                "replicateVersionId": _nullable({"type": "string"}),
+                "loraWeightsUrl": _nullable({"type": "string"}),
+                "createdAt": timestamp,
+                "startedAt": _nullable(timestamp),
+                "completedAt": _nullable(timestamp),
+            }
+        ),
+        "Progress": _object({"status": status, "progress": progress, "model": _ref("Model")}),
+        "ModelPage": _object(
+            {
+                "models": {"type": "array", "items": _ref("Model")},
+                "nextCursor": _nullable({"type": "string"}),
+            }
+        ),
+        "StartRequest": _object(
+            {
+                "modelName": {"minLength": 1, **_text(trainings.TEXT_LIMITS["modelName"])},
+                "modelType": _nullable(_text(trainings.TEXT_LIMITS["modelType"])),
+                "gender": _nullable(_text(trainings.TEXT_LIMITS["gender"])),
+                "imageUrls": url_list,
+            },
+            required=["modelName", "imageUrls"],
+            closed=False,
+        ),
+        "Started": _object(
+            {
+                "modelId": {"type": "string", "format": "uuid"},
+                "trainingId": {"type": "string"},
+                "triggerWord": {"type": "string", "pattern": "^user[0-9]{8}$"},
+                "status": {"const": "starting"},
+            }
+        ),
+        "Uploads": _object(
+            {
+                "urls": {"type": "array", "items": {"type": "string"}},
+                "uploads": {
+                    "type": "array",
+                    "items": _object(
+                        {
+                            "id": {"type": "string", "format": "uuid"},
+                            "url": {"type": "string"},
+                            "contentType": {"type": "string", "enum": sorted(uploads.EXTENSIONS)},
+                            "size": {"type": "integer", "minimum": 0},
+                            "width": {"type": "integer", "minimum": 1},
+                            "height": {"type": "integer", "minimum": 1},
+                        }
+                    ),
+                },
+            }
+        ),
+        "Deletion": _object(
+            {
+                "status": {
+                    "type": "string",
+                    "enum": ["deleted", "deleting"],
+                    "description": "deleting: hidden already; the cron finishes what is left",
+                }
+            }
+        ),
+        "WebhookAck": _object(
+            {
+                "received": {"const": True},
+                "outcome": {"enum": ["applied", "unchanged", "duplicate", "unknown"]},
+            }
+        ),
+    }
+
+
+def _operation(
+    summary: str,
+    ok: dict[int, dict[str, Any]],
+    errors: list[int],
+    *,
+    secured: bool = True,
+    **extra: Any,
+) -> dict[str, Any]:
+    responses = {str(code): response for code, response in ok.items()}
+    responses |= {str(code): {"$ref": f"#/components/responses/E{code}"} for code in errors}
+    security = [{"bearerAuth": []}] if secured else []
+    return {"summary": summary, "security": security, "responses": responses, **extra}
+
+
+def _query(name: str, schema: dict[str, Any], *, required: bool = False) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": required, "schema": schema}
+
+
+def _header(name: str, schema: dict[str, Any], *, required: bool = True) -> dict[str, Any]:
+    return {"name": name, "in": "header", "required": required, "schema": schema}
+
+
+def operations() -> dict[tuple[str, str], dict[str, Any]]:
+    """(path, method) → operation, for every method of every function under api/."""
+    deleted = {
+        200: _json(_ref("Deletion"), "Everything is gone"),
+        202: _json(_ref("Deletion"), "Hidden now; the cron finishes the rest"),
+    }
+    return {
+        ("/api/training/upload", "post"): _operation(
+            "Store selfies (multipart parts named files); each must really be an image",
+            {200: _json(_ref("Uploads"), "Stored and recorded")},
+            [400, 401, 413, 415, 502, 503],
+            requestBody={
+                "required": True,
+                "content": {
+                    "multipart/form-data": {
+                        "schema": _object(
+                            {
+                                "files": {
+                                    "type": "array",
+                                    "minItems": 1,
+                                    "maxItems": uploads.MAX_FILES_PER_REQUEST,
+                                    "items": {"type": "string", "format": "binary"},
+                                }
+                            },
+                            closed=False,
+                        )
+                    }
+                },
+            },
+        ),
+        ("/api/training/start", "post"): _operation(
+            "Train a LoRA model from the caller's uploads",
+            {201: _json(_ref("Started"), "The training started")},
+            [400, 401, 409, 413, 415, 422, 429, 502, 503, 504],
+            parameters=[
+                _header(
+                    "Idempotency-Key",
+                    {"type": "string", "pattern": f"^{trainings.IDEMPOTENCY_KEY_PATTERN}$"},
+                    required=False,
+                )
+            ],
+            requestBody={
+                "required": True,
+                "content": {"application/json": {"schema": _ref("StartRequest")}},
+            },
+        ),
+        ("/api/training/progress", "get"): _operation(
+            "A model's training status and progress (poll every 5 s)",
+            {200: _json(_ref("Progress"), "The model's state")},
+            [400, 401, 404, 503],
+            parameters=[_query("modelId", _MODEL_ID, required=True)],
+        ),
+        ("/api/webhooks/replicate", "post"): _operation(
+            "Replicate's signed callback (Standard Webhooks)",
+            {200: _json(_ref("WebhookAck"), "Verified and recorded")},
+            [400, 401, 413, 502, 503, 504],
+            secured=False,
+            parameters=[
+                _header("webhook-id", {"type": "string", "minLength": 1}),
+                _header("webhook-timestamp", {"type": "string", "pattern": "^[0-9]{1,12}$"}),
+                _header("webhook-signature", {"type": "string", "minLength": 1}),
+                _query("run", {"type": "string", "format": "uuid"}),
+            ],
+            requestBody={
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["id", "status"],
+                            "properties": {
+                                "id": {"type": "string", "pattern": f"^{REPLICATE_ID.pattern}$"},
+                                "status": {"type": "string"},
+                            },
+                        }
+                    }
+                },
+            },
+        ),
+        ("/api/models", "get"): _operation(
+            "The caller's models, newest first",
+            {200: _json(_ref("ModelPage"), "One page; nextCursor is null on the last")},
+            [400, 401, 503],
+            parameters=[
+                _query(
+                    "limit",
+                    {"type": "integer", "minimum": 1, "maximum": models.MAX_PAGE_SIZE},
+                ),
+                _query("cursor", {"type": "string", "maxLength": models.MAX_CURSOR_LENGTH}),
+            ],
+        ),
+        ("/api/models/{id}", "get"): _operation(
+            "One of the caller's models",
+            {200: _json(_ref("Model"), "The model")},
+            [401, 404, 503],
+        ),
+        ("/api/models/{id}", "delete"): _operation(
+            "Delete the model: its uploads, ZIP, weights, generations, rows, Replicate version",
+            deleted,
+            [401, 404, 502, 503, 504],
+        ),
+        ("/api/account", "delete"): _operation(
+            "Delete all of the caller's data (account deletion)", deleted, [401, 503]
+        ),
+    }
+
+
+def build() -> dict[str, Any]:
+    """The whole document."""
+    paths: dict[str, dict[str, Any]] = {}
+    limits = _body_limits()
+    for (path, method), operation in operations().items():
+        if "requestBody" in operation:
+            operation["x-max-body-bytes"] = limits[path]
+        paths.setdefault(path, {})[method] = operation
+    for path in paths:
+        if "{id}" in path:
+            paths[path]["parameters"] = [
+                {"name": "id", "in": "path", "required": True, "schema": _MODEL_ID}
+            ]
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "SSELFIE training backend",
+            "version": "1.0.0",
+            "description": "Every error is {error, code}. Generated by `python -m dev.openapi`.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas(),
+            "responses": {
+                f"E{code}": _json(_ref("Error"), description)
+                for code, description in ERRORS.items()
+            },
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
+        },
+    }
+
+
+def route_paths() -> dict[str, tuple[str, Any]]:
+    """OpenAPI path → (module name, WSGI app) of each function under api/."""
+    from dev.server import _load_entrypoint
+
+    found = {}
+    for route in discover_routes():
+        path = "/" + route.module_name.replace(".", "/").removesuffix("/index")
+        path = path.replace("[", "{").replace("]", "}")
+        found[path] = (route.module_name, _load_entrypoint(route.module_name, route.path))
+    return found
+
+
+def _body_limits() -> dict[str, int]:
+    return {path: app.max_body for path, (_, app) in route_paths().items()}
+
+
+def render() -> str:
+    """The document as written to openapi.json."""
+    return json.dumps(build(), indent=2, ensure_ascii=False) + "\n"
+
+
+if __name__ == "__main__":
+    OPENAPI_DOCUMENT.write_text(render())
+    print(f"wrote {OPENAPI_DOCUMENT.relative_to(PROJECT_ROOT)}", file=sys.stderr)
