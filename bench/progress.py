@@ -5,8 +5,8 @@ on real PostgreSQL. Ours reads the database (Replicate only for quiet runs); the
 usual poll-only design, asks the Replicate emulator (--latency, default 150 ms, like
 api.replicate.com from a function) on every request and applies the answer. The pollers run in
 a separate process (its own GIL), each phase lasts --seconds, phases alternate --runs times.
-A third endpoint only opens the per-request database connection and runs `SELECT 1`: the
-ceiling any endpoint on a fresh connection per request reaches on this machine.
+A third endpoint only takes a database connection (as every function does) and runs `SELECT 1`: the
+ceiling any database-backed endpoint reaches on this machine.
 Reported: requests per second (median and min of the runs), p50 and p99 latency, Replicate
 calls per poll, and the ratio of our median throughput to the baseline's.
 

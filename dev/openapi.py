@@ -11,7 +11,7 @@ import sys
 from typing import Any
 
 from dev.server import OPENAPI_DOCUMENT, PROJECT_ROOT, discover_routes
-from lib import models, trainings, uploads
+from lib import client_uploads, models, reconcile, studio, trainings, uploads
 from lib.models import PUBLIC_STATUS
 from lib.training_events import REPLICATE_ID
 
@@ -149,6 +149,72 @@ def schemas() -> dict[str, Any]:
                 }
             }
         ),
+        "ModelIdRequest": _object({"modelId": _MODEL_ID}, closed=False),
+        "ModelAnswer": _object({"model": _ref("Model")}),
+        "GenerateRequest": _object(
+            {
+                "modelId": _MODEL_ID,
+                "prompt": {"minLength": 1, **_text(studio.PROMPT_LIMIT)},
+                "numOutputs": {"type": "integer", "minimum": 1, "maximum": 4},
+                "aspectRatio": {"type": "string", "enum": list(studio.ASPECT_RATIOS)},
+                "outputFormat": {"type": "string", "enum": list(studio.OUTPUT_FORMATS)},
+                "loraScale": {"type": "number", "minimum": -1, "maximum": 3},
+                "seed": {"type": "integer", "minimum": 0, "maximum": studio.MAX_SEED},
+            },
+            required=["modelId", "prompt"],
+            closed=False,
+        ),
+        "Generation": _object(
+            {
+                "id": {"type": "string", "format": "uuid"},
+                "modelId": {"type": "string", "format": "uuid"},
+                "prompt": {"type": "string"},
+                "status": {"type": "string", "enum": sorted(set(studio.PUBLIC_STATUS.values()))},
+                "error": _nullable({"type": "string"}),
+                "images": {"type": "array", "items": {"type": "string"}},
+                "createdAt": timestamp,
+                "completedAt": _nullable(timestamp),
+                "input": {"type": "object"},
+            }
+        ),
+        "GenerationAnswer": _object({"generation": _ref("Generation")}),
+        "Gallery": _object({"generations": {"type": "array", "items": _ref("Generation")}}),
+        "UploadRules": _object(
+            {
+                "pathnamePrefix": {"type": "string"},
+                "allowedContentTypes": {"type": "array", "items": {"type": "string"}},
+                "maximumSizeInBytes": {"type": "integer", "minimum": 1},
+            }
+        ),
+        "BlobEvent": _object(
+            {
+                "type": {
+                    "type": "string",
+                    "enum": [client_uploads.TOKEN_REQUEST, client_uploads.UPLOAD_COMPLETED],
+                },
+                "payload": {"type": "object"},
+            },
+            closed=False,
+        ),
+        "BlobEventAnswer": {
+            "oneOf": [
+                _object(
+                    {
+                        "type": {"const": client_uploads.TOKEN_REQUEST},
+                        "clientToken": {"type": "string"},
+                    }
+                ),
+                _object(
+                    {
+                        "type": {"const": client_uploads.UPLOAD_COMPLETED},
+                        "response": {"const": "ok"},
+                    }
+                ),
+            ]
+        },
+        "ReconcileSummary": _object(
+            {key: {"type": "integer", "minimum": 0} for key in reconcile.SUMMARY_KEYS}
+        ),
         "WebhookAck": _object(
             {
                 "received": {"const": True},
@@ -172,6 +238,10 @@ def _operation(
     return {"summary": summary, "security": security, "responses": responses, **extra}
 
 
+def _json_body(schema: str) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": _ref(schema)}}}
+
+
 def _query(name: str, schema: dict[str, Any], *, required: bool = False) -> dict[str, Any]:
     return {"name": name, "in": "query", "required": required, "schema": schema}
 
@@ -187,13 +257,30 @@ def operations() -> dict[tuple[str, str], dict[str, Any]]:
         202: _json(_ref("Deletion"), "Hidden now; the cron finishes the rest"),
     }
     return {
+        ("/api/training/upload", "get"): _operation(
+            "What a client upload must respect: the caller's pathname prefix, types, size",
+            {200: _json(_ref("UploadRules"), "The rules for this caller")},
+            [401, 503],
+        ),
         ("/api/training/upload", "post"): _operation(
-            "Store selfies (multipart parts named files); each must really be an image",
-            {200: _json(_ref("Uploads"), "Stored and recorded")},
+            "Store selfies (multipart parts named files), or the @vercel/blob client-upload"
+            " protocol (JSON events: a token request with the user's JWT, or Blob's signed"
+            " upload-completed callback)",
+            {
+                200: {
+                    "description": "Stored and recorded, or the protocol's answer",
+                    "content": {
+                        "application/json": {
+                            "schema": {"oneOf": [_ref("Uploads"), _ref("BlobEventAnswer")]}
+                        }
+                    },
+                }
+            },
             [400, 401, 413, 415, 502, 503],
             requestBody={
                 "required": True,
                 "content": {
+                    "application/json": {"schema": _ref("BlobEvent")},
                     "multipart/form-data": {
                         "schema": _object(
                             {
@@ -206,7 +293,7 @@ def operations() -> dict[tuple[str, str], dict[str, Any]]:
                             },
                             closed=False,
                         )
-                    }
+                    },
                 },
             },
         ),
@@ -258,6 +345,35 @@ def operations() -> dict[tuple[str, str], dict[str, Any]]:
                     }
                 },
             },
+        ),
+        ("/api/training/cancel", "post"): _operation(
+            "Cancel the caller's live training of a model",
+            {200: _json(_ref("ModelAnswer"), "Canceled")},
+            [400, 401, 404, 409, 413, 415, 502, 503, 504],
+            requestBody=_json_body("ModelIdRequest"),
+        ),
+        ("/api/training/retry", "post"): _operation(
+            "Train a failed or canceled model again from its stored selfies",
+            {201: _json(_ref("Started"), "A new training started")},
+            [400, 401, 404, 409, 413, 415, 429, 502, 503, 504],
+            requestBody=_json_body("ModelIdRequest"),
+        ),
+        ("/api/cron/reconcile", "get"): _operation(
+            "Vercel Cron (Bearer CRON_SECRET): recover quiet runs, archive weights, delete ZIPs",
+            {200: _json(_ref("ReconcileSummary"), "What this run did")},
+            [401, 502, 503, 504],
+        ),
+        ("/api/studio/generate", "post"): _operation(
+            "Generate pictures with a completed model (the trigger word is put in the prompt)",
+            {201: _json(_ref("GenerationAnswer"), "The generation started")},
+            [400, 401, 404, 409, 413, 415, 422, 429, 502, 503, 504],
+            requestBody=_json_body("GenerateRequest"),
+        ),
+        ("/api/studio/generations", "get"): _operation(
+            "The caller's generations with a model, newest first",
+            {200: _json(_ref("Gallery"), "The gallery")},
+            [400, 401, 404, 503],
+            parameters=[_query("modelId", _MODEL_ID, required=True)],
         ),
         ("/api/models", "get"): _operation(
             "The caller's models, newest first",

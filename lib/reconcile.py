@@ -55,6 +55,7 @@ SUMMARY_KEYS = (
     "weightsArchived",
     "weightsFailed",
     "zipsDeleted",
+    "deletionsFinished",
 )
 
 
@@ -71,7 +72,7 @@ def reconcile(
     settings: Settings,
 ) -> dict[str, int]:
     """One cron run: bounded work, safe beside any other run; a count of what it did."""
-    from lib import studio  # imported here: the progress function never needs it
+    from lib import deletion, studio  # imported here: the progress function never needs them
 
     began = time.monotonic()
 
@@ -99,6 +100,9 @@ def reconcile(
         summary[_archive_weights(conn, claim, replicate=replicate, storage=storage)] += 1
     while within(ZIPS_UNTIL) and (deleted := _delete_finished_zips(conn, storage)):
         summary["zipsDeleted"] += deleted
+    summary["deletionsFinished"] = deletion.finish_pending_deletions(
+        conn, storage=storage, replicate=replicate
+    )
     logger.info("reconciled %s", " ".join(f"{k}={v}" for k, v in summary.items()))
     return dict(summary)
 

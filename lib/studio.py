@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from lib import generation_events, models, polling
+from lib import generation_events, models, polling, quotas
 from lib.errors import ApiError, BadRequest, Conflict, Unprocessable
 from lib.settings import Settings
 from lib.training_events import TERMINAL_RANK
@@ -92,7 +92,9 @@ def generate(
         raise Conflict("The model has not finished training", code="model_not_ready")
     prompt = with_trigger_word(request.prompt, model["trigger_word"])
     prediction_input = {"prompt": prompt, **request.options}
-    generation = _insert_pending(conn, user_id, model["id"], prediction_input)
+    generation = _insert_pending(
+        conn, user_id, model["id"], prediction_input, settings.generation_daily_limit
+    )
     try:
         snapshot = replicate.create_prediction(
             version=f"{model['replicate_model_id']}:{model['replicate_version_id']}",
@@ -140,12 +142,16 @@ def generation_json(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _insert_pending(
-    conn: psycopg.Connection, user_id: str, model_id: Any, prediction_input: dict[str, Any]
+    conn: psycopg.Connection,
+    user_id: str,
+    model_id: Any,
+    prediction_input: dict[str, Any],
+    daily_limit: int,
 ) -> dict[str, Any]:
     """The pending generation, committed before Replicate is called."""
     with conn.transaction():
-        # Per-user quotas are checked HERE (lib/quotas.reserve_generation), inside this
-        # transaction, so a reservation and its generation are written together or not at all.
+        # In the same transaction: a reservation and its generation are written together or not.
+        quotas.reserve_generation(conn, user_id, daily_limit, prediction_input["num_outputs"])
         return conn.execute(
             "INSERT INTO generations (model_id, user_id, prompt, input)"
             " VALUES (%s, %s, %s, %s) RETURNING id, user_id, input, status_rank",

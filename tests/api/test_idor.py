@@ -39,6 +39,10 @@ ID_ROUTES = [
     IdRoute("GET", "/api/training/progress?modelId={id}"),
     IdRoute("GET", "/api/models/{id}"),
     IdRoute("DELETE", "/api/models/{id}"),
+    IdRoute("POST", "/api/training/cancel", {"modelId": "{id}"}),
+    IdRoute("POST", "/api/training/retry", {"modelId": "{id}"}),
+    IdRoute("POST", "/api/studio/generate", {"modelId": "{id}", "prompt": "a portrait"}),
+    IdRoute("GET", "/api/studio/generations?modelId={id}"),
 ]
 
 

@@ -110,8 +110,9 @@ def test_an_idempotency_key_that_is_not_short_printable_ascii_is_400(api, user, 
     assert refused.json()["code"] == "invalid_idempotency_key"
 
 
-def test_an_upload_that_is_not_multipart_is_415(api, user):
-    response = api.post("/api/training/upload", json={"files": []}, headers=user.headers)
+def test_an_upload_that_is_neither_multipart_nor_a_blob_event_is_415(api, user):
+    headers = {**user.headers, "Content-Type": "text/plain"}
+    response = api.post("/api/training/upload", content=b"files", headers=headers)
 
     assert response.status_code == 415
 

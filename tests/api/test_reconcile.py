@@ -382,3 +382,20 @@ def test_a_generation_that_never_reached_replicate_is_failed(api, user, db, cron
         "status": "failed",
         "error": "The generation never reached Replicate: its request was interrupted",
     }
+
+
+def test_the_cron_finishes_a_deletion_that_failed_halfway(api, user, stack, db, cron, succeeded):
+    body, _ = succeeded
+    stack.replicate.fail_next("DELETE", r"/versions/", 500)
+    assert api.delete(f"/api/models/{body['modelId']}", headers=user.headers).status_code == 202
+    db.execute(
+        "UPDATE user_models SET deletion_attempted_at = now() - interval '1 hour' WHERE id = %s",
+        (body["modelId"],),
+    )
+
+    summary = cron()
+
+    assert summary["deletionsFinished"] >= 1
+    assert (
+        db.execute("SELECT 1 FROM user_models WHERE id = %s", (body["modelId"],)).fetchall() == []
+    )

@@ -306,3 +306,16 @@ def test_generate_without_a_replicate_token_is_503(api, user, model, configure):
 
     assert response.status_code == 503
     assert response.json()["error"] == "REPLICATE_API_TOKEN environment variable is not set"
+
+
+def test_images_past_the_daily_generation_limit_are_429(api, user, model, configure, db):
+    configure(GENERATION_DAILY_LIMIT="3")
+    generated(api, user, model["modelId"], numOutputs=2)
+
+    over = generate(api, user, model["modelId"], numOutputs=2)
+
+    assert over.status_code == 429
+    assert over.json()["code"] == "quota_exceeded"
+    assert "Retry-After" in over.headers
+    rows = db.execute("SELECT count(*) AS n FROM generations WHERE user_id = %s", (user.id,))
+    assert rows.fetchone()["n"] == 1
