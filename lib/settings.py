@@ -51,6 +51,7 @@ class Settings:
     on_vercel: bool = False
     progress_poll_seconds: int = 60
     upload_max_bytes: int = 25 * 1024 * 1024
+    face_min_share: float = 0.15
 
     def callback_url(self, path: str, **params: str) -> str | None:
         """The public URL Replicate or Blob should call back, or None when nothing can reach us."""
@@ -96,6 +97,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         on_vercel=env.get("VERCEL") == "1",
         progress_poll_seconds=_int(env, "PROGRESS_POLL_SECONDS", 60),
         upload_max_bytes=_int(env, "UPLOAD_MAX_BYTES", 25 * 1024 * 1024),
+        face_min_share=_share(env, "FACE_MIN_SHARE", 0.15),
     )
 
 
@@ -163,4 +165,14 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name} must be a whole number") from None
     if value < 0:
         raise ConfigError(f"{name} must not be negative")
+    return value
+
+
+def _share(env: Mapping[str, str], name: str, default: float) -> float:
+    try:
+        value = float(env.get(name, default))
+    except ValueError:
+        raise ConfigError(f"{name} must be a number between 0 and 1") from None
+    if not 0 < value <= 1:
+        raise ConfigError(f"{name} must be a number between 0 and 1")
     return value

@@ -1,7 +1,9 @@
 """Real photo files for intake tests, made with Pillow and pillow-heif, and ways to inspect them.
 
-Every good photo is an upright picture with a red marker at its top-left corner and a blue one
-at its top-right corner, so a wrong or missing EXIF rotation shows in the pixels.
+Every good photo is an upright portrait with a red marker at its top-left corner and a blue one
+at its top-right corner, so a wrong or missing EXIF rotation shows in the pixels. The face
+check's own cases (two faces, a small face, a cat, a landscape) are built from scikit-image's
+sample photos.
 """
 
 import io
@@ -10,6 +12,8 @@ import zlib
 
 from PIL import ExifTags, Image, ImageCms, ImageDraw
 from pillow_heif import register_heif_opener
+
+from dev.samples import astronaut
 
 register_heif_opener()
 
@@ -23,9 +27,15 @@ XMP = (
 
 
 def upright(size: tuple[int, int] = (900, 1200), seed: int = 0) -> Image.Image:
-    """A textured upright picture with the corner markers (textured: flat colour is unrealistic)."""
+    """An upright portrait (one face, big enough for the face check) on a textured background,
+    with the corner markers above it (textured: flat colour is unrealistic)."""
     noise = Image.effect_noise(size, 40).point(lambda v: v // 2 + seed % 64)
     picture = Image.merge("RGB", (noise, noise.rotate(90, expand=False), noise)).convert("RGB")
+    portrait = min(size) * 9 // 10
+    picture.paste(
+        astronaut().resize((portrait, portrait)),
+        ((size[0] - portrait) // 2, size[1] - portrait - min(size) // 20),
+    )
     side = min(size) // 6
     draw = ImageDraw.Draw(picture)
     draw.rectangle((0, 0, side, side), fill=RED)
@@ -76,13 +86,17 @@ def heic(seed: int = 1) -> bytes:
 
 
 def png_with_alpha(seed: int = 2) -> bytes:
-    """An RGBA PNG whose middle is fully transparent (hiding black pixels)."""
+    """An RGBA PNG with a fully transparent patch (hiding black pixels) below the face, around
+    the point ALPHA_HOLE (fractions of the width and height)."""
     picture = upright(seed=seed).convert("RGBA")
     width, height = picture.size
-    ImageDraw.Draw(picture).rectangle(
-        (width // 3, height // 3, 2 * width // 3, 2 * height // 3), fill=(0, 0, 0, 0)
-    )
+    x, y = ALPHA_HOLE
+    box = (width * (x - 0.15), height * (y - 0.08), width * (x + 0.15), height * (y + 0.08))
+    ImageDraw.Draw(picture).rectangle(box, fill=(0, 0, 0, 0))
     return encode(picture, "PNG")
+
+
+ALPHA_HOLE = (0.5, 0.85)
 
 
 def webp(seed: int = 3) -> bytes:
