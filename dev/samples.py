@@ -27,7 +27,9 @@ def selfie(index: int) -> bytes:
         raise ValueError(f"sample {index} does not exist; there are {COUNT}")
     # A 4:5 crop sliding across the portrait keeps the face whole and about a quarter of the width.
     left = 20 + (index * 37) % 120
-    picture = astronaut().crop((left, 0, left + 400, 500)).resize((640 + index * 8, 800 + index * 10))
+    picture = (
+        astronaut().crop((left, 0, left + 400, 500)).resize((640 + index * 8, 800 + index * 10))
+    )
     if index % 2:
         picture = picture.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     picture = ImageEnhance.Brightness(picture).enhance(0.85 + (index % 7) * 0.05)

@@ -63,9 +63,7 @@ class ImageRefused(Exception):
         self.reason = reason
 
 
-def check_images(
-    files: Iterable[tuple[str, bytes]], *, min_face_share: float
-) -> list[ImageInfo]:
+def check_images(files: Iterable[tuple[str, bytes]], *, min_face_share: float) -> list[ImageInfo]:
     """Check every (name, data); one 400 invalid_image naming each refused file and why.
     A photo the face check finds unusable is not refused: its verdict says why."""
     checked: list[ImageInfo] = []

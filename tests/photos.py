@@ -13,7 +13,7 @@ import zlib
 from PIL import ExifTags, Image, ImageCms, ImageDraw
 from pillow_heif import register_heif_opener
 
-from dev.samples import astronaut
+from dev.samples import astronaut, selfie
 
 register_heif_opener()
 
@@ -178,3 +178,59 @@ def is_upright(data: bytes) -> bool:
 
 def _near(pixel: tuple[int, ...], colour: tuple[int, int, int]) -> bool:
     return all(abs(a - b) < 60 for a, b in zip(pixel, colour, strict=False))
+
+
+# --- the face check's cases, from scikit-image's sample photos ---------------------------------
+
+
+def sample_photo(name: str, scale: float = 1.0) -> Image.Image:
+    """A scikit-image sample photo (shipped in its wheel), scaled."""
+    from skimage import data
+
+    picture = Image.fromarray(getattr(data, name)()).convert("RGB")
+    size = (round(picture.width * scale), round(picture.height * scale))
+    return picture.resize(size, Image.Resampling.LANCZOS)
+
+
+def one_face() -> bytes:
+    """The astronaut's head-and-shoulders portrait: one face, about a fifth of the picture."""
+    return encode(astronaut(), "JPEG", quality=90)
+
+
+def two_faces() -> bytes:
+    """Two astronauts side by side (the second mirrored): two faces of the same size."""
+    picture = Image.new("RGB", (1024, 512))
+    picture.paste(astronaut(), (0, 0))
+    picture.paste(astronaut().transpose(Image.Transpose.FLIP_LEFT_RIGHT), (512, 0))
+    return encode(picture, "JPEG", quality=90)
+
+
+def small_face() -> bytes:
+    """The astronaut shrunk into a corner of a big grey canvas: a face of about 6 %."""
+    picture = Image.new("RGB", (1024, 1024), (120, 140, 160))
+    picture.paste(astronaut().resize((410, 410)), (300, 300))
+    return encode(picture, "JPEG", quality=90)
+
+
+def sideways_face() -> bytes:
+    """A portrait stored turned 90° counter-clockwise with EXIF Orientation 6, as phones do."""
+    stored = Image.open(io.BytesIO(selfie(3))).transpose(Image.Transpose.ROTATE_90)
+    return encode(stored, "JPEG", quality=90, exif=phone_exif(6))
+
+
+def upside_down_face(orientation: int | None = 3) -> bytes:
+    """A portrait stored upside down, with EXIF Orientation 3 (or none: then it is seen upside
+    down, and BlazeFace finds no face in it)."""
+    stored = Image.open(io.BytesIO(selfie(4))).transpose(Image.Transpose.ROTATE_180)
+    exif = phone_exif(orientation) if orientation else Image.Exif()
+    return encode(stored, "JPEG", quality=90, exif=exif)
+
+
+def cat() -> bytes:
+    """Chelsea the cat, scaled to 902×600: no human face."""
+    return encode(sample_photo("chelsea", 2), "JPEG", quality=90)
+
+
+def landscape() -> bytes:
+    """A cup of coffee on a table, scaled to 900×600: no face at all."""
+    return encode(sample_photo("coffee", 1.5), "JPEG", quality=90)

@@ -124,3 +124,14 @@ def test_a_photo_missing_from_storage_is_named(storage):
 
     with pytest.raises(DatasetError, match=r"gone\.jpg \(it could not be read from storage\)"):
         b"".join(zip_chunks(sources, storage, min_face_share=0.15))
+
+
+def test_the_face_check_runs_again_on_every_photo_of_the_zip(storage):
+    files = [
+        ("me.jpg", photos.one_face()),
+        ("cat.jpg", photos.cat()),
+        ("two.jpg", photos.two_faces()),
+    ]
+
+    with pytest.raises(DatasetError, match=r"^cat\.jpg \(no face found\); two\.jpg \(2 faces\)$"):
+        b"".join(zip_chunks(stored(storage, files), storage, min_face_share=0.15))
