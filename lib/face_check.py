@@ -84,7 +84,8 @@ def detect(picture: "Image.Image") -> list[Face]:
     centres = raw[:, :2] / INPUT_SIZE + _anchors()[keep]
     half = raw[:, 2:4] / INPUT_SIZE / 2
     boxes = np.concatenate([centres - half, centres + half], axis=1) * side
-    return _weighted_nms([(tuple(map(float, b)), float(s)) for b, s in zip(boxes, scores[keep])])
+    candidates = zip(boxes.tolist(), scores[keep].tolist(), strict=True)
+    return _weighted_nms([(tuple(box), score) for box, score in candidates])
 
 
 def _letterbox(picture: "Image.Image") -> tuple["Image.Image", int]:

@@ -94,7 +94,7 @@ def test_unusable_photos_among_five_usable_ones_are_left_out_of_the_training(api
 
 def test_a_client_upload_without_a_face_is_recorded_and_named_at_start(api, stack, user):
     _, delivery = client_upload(api, stack, user, "cat.jpg", photos.cat())
-    urls = selfie_urls(api, user, count=4) + [delivery.json["payload"]["blob"]["url"]]
+    urls = [*selfie_urls(api, user, count=4), delivery.json["payload"]["blob"]["url"]]
 
     response = start_training(api, user, urls)
 
