@@ -28,7 +28,10 @@ class LocalStack:
 
     def close(self) -> None:
         """Stop the server and every simulator."""
+        from lib.database import close_pools
+
         self.server.shutdown()
+        close_pools()
         for close in reversed(self._closers):
             close()
 

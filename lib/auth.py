@@ -1,10 +1,11 @@
 """Who is calling: the `sub` of a verified bearer JWT."""
 
+import hmac
 import time
 
 import jwt
 
-from lib.errors import ServiceUnavailable, Unauthorized
+from lib.errors import ConfigError, ServiceUnavailable, Unauthorized
 from lib.http import Request
 from lib.settings import Settings
 
@@ -34,6 +35,15 @@ def authenticate(request: Request, settings: Settings) -> str:
     if not isinstance(subject, str) or not subject or len(subject) > 255:
         raise Unauthorized("The token's sub is not a user id", code="invalid_token")
     return subject
+
+
+def authorize_cron(request: Request, settings: Settings) -> None:
+    """Let only Vercel Cron in (`Authorization: Bearer $CRON_SECRET`); no secret, no caller."""
+    if not settings.cron_secret:
+        raise ConfigError("CRON_SECRET environment variable is not set")
+    sent = request.headers.get("Authorization", "").encode()
+    if not hmac.compare_digest(sent, f"Bearer {settings.cron_secret}".encode()):
+        raise Unauthorized("Send Authorization: Bearer $CRON_SECRET", code="invalid_cron_secret")
 
 
 def issue_token(secret: str, user_id: str, lifetime_seconds: int = 24 * 3600) -> str:

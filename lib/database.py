@@ -8,6 +8,7 @@ from pathlib import Path
 
 import psycopg
 from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from lib.errors import ConfigError, ServiceUnavailable
 from lib.settings import Settings
@@ -19,33 +20,64 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _MIGRATION_LOCK_KEY = 7_245_811_093
 _migrated: set[str] = set()
 _migrate_lock = threading.Lock()
+POOL_MAX_SIZE = 10
+POOL_MAX_IDLE_SECONDS = 60
+CONNECT_TIMEOUT_SECONDS = 10
+_pools: dict[str, ConnectionPool] = {}
+_pools_lock = threading.Lock()
 
 
 @contextmanager
 def connect(settings: Settings) -> Iterator[psycopg.Connection]:
-    """An autocommit connection (use `conn.transaction()` for units of work), always closed."""
+    """An autocommit connection from this instance's pool (use `conn.transaction()` for units
+    of work); returned to the pool when the block ends."""
     if not settings.database_url:
         raise ConfigError("DATABASE_URL environment variable is not set")
     try:
-        conn = psycopg.connect(
-            settings.database_url,
-            row_factory=dict_row,
-            autocommit=True,  # each statement commits; units of work use conn.transaction()
-            # Transaction poolers (Neon, Supabase) cannot keep server-side prepared statements.
-            prepare_threshold=None,
-            connect_timeout=10,
-        )
-    except psycopg.OperationalError as exc:
+        with _pool(settings.database_url).connection() as conn:
+            _ensure_migrated(conn, settings.database_url)
+            yield conn
+    except (PoolTimeout, psycopg.OperationalError) as exc:
         logger.error("database unreachable error=%s", type(exc).__name__)
         raise ServiceUnavailable(
             "The database is unreachable", code="database_unavailable"
         ) from None
-    try:
-        with conn:
-            _ensure_migrated(conn, settings.database_url)
-            yield conn
-    finally:
-        conn.close()
+
+
+def _pool(url: str) -> ConnectionPool:
+    # One pool per instance: Vercel's Fluid compute serves many requests (and threads) from one
+    # instance, and a reused connection saves a TCP + TLS + auth handshake per request.
+    with _pools_lock:
+        if url not in _pools:
+            _pools[url] = ConnectionPool(
+                url,
+                min_size=0,
+                max_size=POOL_MAX_SIZE,
+                max_idle=POOL_MAX_IDLE_SECONDS,  # give idle server connections back quickly
+                timeout=CONNECT_TIMEOUT_SECONDS,
+                reconnect_timeout=CONNECT_TIMEOUT_SECONDS,
+                # A frozen instance's connections may have died while it slept.
+                check=ConnectionPool.check_connection,
+                kwargs={
+                    "row_factory": dict_row,
+                    "autocommit": True,
+                    # Transaction poolers (Neon, Supabase) cannot keep server-side prepared
+                    # statements.
+                    "prepare_threshold": None,
+                    "connect_timeout": CONNECT_TIMEOUT_SECONDS,
+                },
+                open=True,
+                name="sselfie",
+            )
+        return _pools[url]
+
+
+def close_pools() -> None:
+    """Close every pool (the local stack calls this when it stops)."""
+    with _pools_lock:
+        for pool in _pools.values():
+            pool.close()
+        _pools.clear()
 
 
 def _ensure_migrated(conn: psycopg.Connection, url: str) -> None:

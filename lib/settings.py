@@ -1,12 +1,13 @@
 """Configuration: one frozen dataclass built from the environment, once per process."""
 
+import ipaddress
 import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from lib.errors import ConfigError
 
@@ -24,6 +25,13 @@ RECORDED_ONLY_PARAMETERS: dict[str, object] = {"num_repeats": 10}
 
 _PLACEHOLDERS = {"changeme", "change-me", "xxx", "todo", "secret", "your-token-here", "none"}
 _STORAGE_BACKENDS = ("blob", "s3", "local")
+_SECRETS = (
+    "REPLICATE_API_TOKEN",
+    "AUTH_JWT_SECRET",
+    "CRON_SECRET",
+    "BLOB_READ_WRITE_TOKEN",
+    "AWS_SECRET_ACCESS_KEY",
+)
 _PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -50,7 +58,15 @@ class Settings:
     cron_secret: str | None = None
     on_vercel: bool = False
     progress_poll_seconds: int = 60
+    training_start_timeout_minutes: int = 30
     upload_max_bytes: int = 25 * 1024 * 1024
+    s3_bucket: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    s3_public_base_url: str | None = None
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: str | None = None
+    aws_session_token: str | None = None
     face_min_share: float = 0.15
 
     def callback_url(self, path: str, **params: str) -> str | None:
@@ -71,7 +87,7 @@ class Settings:
 def load_settings(environ: Mapping[str, str]) -> Settings:
     """Build settings from an environment mapping; raise ConfigError naming a bad variable."""
     env = {key: value.strip() for key, value in environ.items() if value.strip()}
-    for name in ("REPLICATE_API_TOKEN", "AUTH_JWT_SECRET", "CRON_SECRET", "BLOB_READ_WRITE_TOKEN"):
+    for name in _SECRETS:
         _refuse_placeholder(env, name)
     blob_token = env.get("BLOB_READ_WRITE_TOKEN")
     return Settings(
@@ -96,9 +112,26 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         cron_secret=env.get("CRON_SECRET"),
         on_vercel=env.get("VERCEL") == "1",
         progress_poll_seconds=_int(env, "PROGRESS_POLL_SECONDS", 60),
+        training_start_timeout_minutes=_int(env, "TRAINING_START_TIMEOUT_MINUTES", 30, minimum=1),
         upload_max_bytes=_int(env, "UPLOAD_MAX_BYTES", 25 * 1024 * 1024),
+        s3_bucket=env.get("S3_BUCKET"),
+        s3_endpoint_url=env.get("AWS_ENDPOINT_URL"),
+        s3_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+        s3_public_base_url=_url(env, "S3_PUBLIC_BASE_URL"),
+        aws_access_key_id=env.get("AWS_ACCESS_KEY_ID"),
+        aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY"),
+        aws_session_token=env.get("AWS_SESSION_TOKEN"),
         face_min_share=_share(env, "FACE_MIN_SHARE", 0.15),
     )
+
+
+def is_loopback_url(url: str | None) -> bool:
+    """Whether a URL points at this machine (so nothing outside can call it)."""
+    host = urlsplit(url or "").hostname or ""
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @cache
@@ -126,9 +159,12 @@ def _storage_backend(env: Mapping[str, str], blob_token: str | None) -> str:
         raise ConfigError(f"STORAGE_BACKEND must be one of {', '.join(_STORAGE_BACKENDS)}")
     if backend == "blob" and not blob_token:
         raise ConfigError("STORAGE_BACKEND is blob but BLOB_READ_WRITE_TOKEN is not set")
+    if backend == "s3" and not env.get("S3_BUCKET"):
+        raise ConfigError("STORAGE_BACKEND is s3 but S3_BUCKET is not set")
     if backend == "local" and env.get("VERCEL") == "1":
         raise ConfigError(
             "STORAGE_BACKEND local does not work on Vercel; set BLOB_READ_WRITE_TOKEN"
+            " (or STORAGE_BACKEND=s3 with S3_BUCKET)"
         )
     return backend
 
@@ -158,13 +194,20 @@ def _public_base_url(env: Mapping[str, str]) -> str | None:
     return f"https://{host}" if host else None
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
+def _url(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name)
+    if value is not None and not value.startswith(("https://", "http://")):
+        raise ConfigError(f"{name} must be an http(s) URL")
+    return value.rstrip("/") if value else None
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
     try:
         value = int(env.get(name, default))
     except ValueError:
         raise ConfigError(f"{name} must be a whole number") from None
-    if value < 0:
-        raise ConfigError(f"{name} must not be negative")
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}")
     return value
 
 

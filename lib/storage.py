@@ -1,22 +1,22 @@
-"""Where selfies, ZIPs and weights live: Vercel Blob, or a local folder in development.
+"""Where selfies, ZIPs and weights live: Vercel Blob, S3 (lib/storage_s3.py) or a local folder.
 
 Objects are referred to by key (the Blob pathname); URLs are only handed to browsers and to
 Replicate, never fetched from user input.
 """
 
 import hashlib
-import ipaddress
 import logging
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
+from itertools import chain
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from lib.errors import BadGateway, NotFound
-from lib.settings import Settings
+from lib.settings import Settings, is_loopback_url
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +73,18 @@ def rechunk(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:
             yield part
     if buffer:
         yield bytes(buffer)
+
+
+def put_if_small(
+    storage: Storage, key: str, chunks: Iterable[bytes], content_type: str
+) -> tuple[StoredObject | None, Iterator[bytes]]:
+    """Store a stream that fits in one part with a plain put; else (None, its parts)."""
+    pieces = rechunk(chunks, PART_SIZE)
+    first = next(pieces, b"")
+    if len(first) < PART_SIZE:  # the whole object fits in one request
+        stored = storage.put(key, first, content_type)
+        return replace(stored, sha256=hashlib.sha256(first).hexdigest()), iter(())
+    return None, chain([first], pieces)
 
 
 class LocalStorage:
@@ -146,13 +158,16 @@ class BlobStorage:
     def put_stream(self, key: str, chunks: Iterable[bytes], content_type: str) -> StoredObject:
         from vercel.blob.sync import multipart_upload_blob
 
+        stored, parts = put_if_small(self, key, chunks, content_type)
+        if stored:
+            return stored
         digest, size = hashlib.sha256(), 0
         with self._session(), self._errors():
             upload = multipart_upload_blob(
                 key, access="public", content_type=content_type, allow_overwrite=True
             )
             with upload:
-                for part in rechunk(chunks, PART_SIZE):
+                for part in parts:
                     digest.update(part)
                     size += len(part)
                     upload.upload_part(part)
@@ -184,7 +199,7 @@ class BlobStorage:
         """One connection pool for this instance's downloads (httpx clients are thread-safe)."""
         import httpx
 
-        if _is_loopback(self.api_url):
+        if is_loopback_url(self.api_url):
             return _loopback_client(self.api_url)
         return httpx.Client(timeout=httpx.Timeout(30, connect=10))
 
@@ -216,7 +231,7 @@ class BlobStorage:
         options = SyncBlobServiceOptions(
             base_url=self.api_url, credentials_factory=lambda: credentials
         )
-        if not _is_loopback(self.api_url):
+        if not is_loopback_url(self.api_url):
             return session(service_options=[options])
         # The local Blob emulator serves deliveries too: send *.blob.vercel-storage.com there.
         return session(
@@ -241,16 +256,12 @@ def _loopback_client(emulator_url: str):
     return httpx.Client(transport=LoopbackDelivery())
 
 
-def _is_loopback(url: str | None) -> bool:
-    host = urlsplit(url or "").hostname or ""
-    try:
-        return host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def get_storage(settings: Settings) -> Storage:
     """The backend chosen by STORAGE_BACKEND (or the presence of BLOB_READ_WRITE_TOKEN)."""
+    if settings.storage_backend == "s3":
+        from lib.storage_s3 import S3Storage
+
+        return S3Storage(settings)
     if settings.storage_backend == "blob":
         assert settings.blob_read_write_token  # settings refuse blob without a token
         return BlobStorage(settings.blob_read_write_token, settings.blob_api_url)

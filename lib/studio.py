@@ -118,7 +118,7 @@ def list_generations(
         conn, "generations", ids=live, after_seconds=settings.progress_poll_seconds
     )
     if claimed:
-        _poll(conn, settings, claimed)
+        poll_predictions(conn, settings, claimed)
         rows = _generations(conn, model["id"])
     return [generation_json(row) for row in rows]
 
@@ -153,7 +153,10 @@ def _insert_pending(
         ).fetchone()
 
 
-def _poll(conn: psycopg.Connection, settings: Settings, prediction_ids: list[str]) -> None:
+def poll_predictions(
+    conn: psycopg.Connection, settings: Settings, prediction_ids: list[str]
+) -> None:
+    """Ask Replicate about claimed quiet predictions and apply what it says."""
     from lib.replicate import Replicate
 
     for prediction_id in prediction_ids:

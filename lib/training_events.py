@@ -28,6 +28,7 @@ STATUS_RANK = {
     "canceled": 3,
 }
 TERMINAL_RANK = 3
+CANCELED_ERROR = "Training was canceled"
 
 
 @dataclass(frozen=True)
@@ -149,6 +150,18 @@ def apply_snapshot(
     return Applied(str(row["id"]), str(row["model_id"]), row["status"], row["progress"])
 
 
+def end_run(
+    conn: psycopg.Connection, run_id: Any, *, status: str, error: str, below_rank: int = 3
+) -> bool:
+    """End a run here (failed or canceled) unless it already reached `below_rank`."""
+    row = conn.execute(
+        "UPDATE training_runs SET status = %s, status_rank = 3, error = %s, completed_at = now()"
+        " WHERE id = %s AND status_rank < %s RETURNING id",
+        (status, error, run_id, below_rank),
+    ).fetchone()
+    return row is not None
+
+
 def _known(conn: psycopg.Connection, replicate_id: str, run_hint: str | None) -> bool:
     row = conn.execute(
         "SELECT 1 FROM training_runs WHERE replicate_training_id = %s"
@@ -177,7 +190,7 @@ def _progress(status: str, trainer: TrainerProgress | None) -> int:
 def _error_text(snapshot: dict[str, Any]) -> str | None:
     error = snapshot.get("error")
     if error is None:
-        return "Training was canceled" if snapshot["status"] == "canceled" else None
+        return CANCELED_ERROR if snapshot["status"] == "canceled" else None
     return str(error)[:2000]
 
 

@@ -3,17 +3,19 @@
 import logging
 import secrets
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg.types.json import Jsonb
 
-from lib import models, polling, trainer_inputs
+from lib import models, polling, reconcile, trainer_inputs
 from lib.dataset import DatasetError, SourceImage, zip_chunks
 from lib.errors import ApiError, BadGateway, BadRequest, Conflict, Unprocessable
 from lib.paths import user_prefix
-from lib.settings import RECORDED_ONLY_PARAMETERS, Settings
-from lib.training_events import apply_snapshot
+from lib.settings import RECORDED_ONLY_PARAMETERS, Settings, is_loopback_url
+from lib.training_events import TERMINAL_RANK, apply_snapshot, end_run
 
 if TYPE_CHECKING:  # both pull in httpx; the progress function must not pay for it
     from lib.replicate import Replicate
@@ -24,6 +26,8 @@ logger = logging.getLogger(__name__)
 MIN_IMAGES, MAX_IMAGES = 5, 50
 WEBHOOK_PATH = "/api/webhooks/replicate"
 _TEXT_LIMITS = {"modelName": 100, "modelType": 40, "gender": 40}
+# How far this machine's clock may run behind the database's before a poll waits longer.
+CLOCK_MARGIN = timedelta(seconds=5)
 
 
 @dataclass(frozen=True)
@@ -83,13 +87,18 @@ def start_training(
             return earlier
     uploads = _callers_uploads(conn, user_id, request.image_urls)
     # Checked against the trainer's schema before anything is written (503 config_invalid).
-    training_input = trainer_inputs.training_input(replicate, settings)
-    parameters = {**training_input, **RECORDED_ONLY_PARAMETERS}
+    parameters = run_parameters(settings, replicate)
     run = _insert_pending_run(conn, user_id, request, uploads, parameters, idempotency_key)
     if isinstance(run, StartedTraining):
         return run
     training_id = launch_run(conn, run, replicate=replicate, storage=storage, settings=settings)
     return StartedTraining(run.model_id, training_id, run.trigger_word)
+
+
+def run_parameters(settings: Settings, replicate: "Replicate") -> dict[str, object]:
+    """What a new run records as its parameters: the trainer input the trainer version accepts
+    (503 config_invalid otherwise) plus recorded-only ones."""
+    return {**trainer_inputs.training_input(replicate, settings), **RECORDED_ONLY_PARAMETERS}
 
 
 @dataclass(frozen=True)
@@ -122,15 +131,16 @@ def launch_run(
                 "trigger_word": run.trigger_word,
                 "input_images": zip_url,
             },
-            webhook=settings.callback_url(WEBHOOK_PATH, run=run.id),
+            webhook=webhook_url(settings, run.id),
         )
     except ApiError as error:
-        _fail_run(conn, run.id, error.message)
+        end_run(conn, run.id, status="failed", error=error.message)
         raise
     conn.execute(
         "UPDATE user_models SET replicate_model_id = %s WHERE id = %s", (destination, run.model_id)
     )
-    apply_snapshot(conn, snapshot, run_id=run.id)
+    if apply_snapshot(conn, snapshot, run_id=run.id) is None:
+        _cancel_if_ended_meanwhile(conn, run.id, snapshot["id"], replicate)
     logger.info("training started run=%s training=%s", run.id, snapshot["id"])
     return snapshot["id"]
 
@@ -144,26 +154,40 @@ def get_progress(
 ) -> dict[str, Any]:
     """Progress from the database; Replicate is asked only when a live run has gone quiet."""
     row = models.find_model(conn, user_id=user_id, model_id=model_id)
-    claimed = polling.claim_quiet(
-        conn, "training_runs", ids=[row["run_id"]], after_seconds=settings.progress_poll_seconds
+    quiet = _may_be_quiet(row, settings.progress_poll_seconds) and polling.claim_quiet_rows(
+        conn,
+        "training_runs",
+        ids=[row["run_id"]],
+        after_seconds=settings.progress_poll_seconds,
+        limit=1,
     )
-    for training_id in claimed:
-        _poll(conn, settings, training_id)
+    if quiet:
+        _check_quiet_run(conn, quiet[0], settings)
         row = models.find_model(conn, user_id=user_id, model_id=model_id)
     model = models.model_json(row)
     steps = models.training_steps(row)
     return {"status": model["status"], "progress": model["progress"], **steps, "model": model}
 
 
-def _poll(conn: psycopg.Connection, settings: Settings, training_id: str) -> None:
+def _may_be_quiet(row: dict[str, Any], seconds: int) -> bool:
+    # The claim's UPDATE, on the database's clock, decides; this only spares its round trip on
+    # the many polls of a run that is over or was plainly heard from just now.
+    if row["status_rank"] >= TERMINAL_RANK or row["replicate_training_id"] is None:
+        return False
+    heard = row["last_event_at"] or row["created_at"]
+    return datetime.now(UTC) - heard > timedelta(seconds=seconds) - CLOCK_MARGIN
+
+
+def _check_quiet_run(conn: psycopg.Connection, run: dict[str, Any], settings: Settings) -> None:
     from lib.replicate import Replicate
 
     try:
-        apply_snapshot(conn, Replicate(settings).get_training(training_id))
-        logger.info("polled quiet training=%s", training_id)
+        replicate = Replicate(settings)
     except ApiError as error:
-        # The stored state is still the best answer; the cron keeps trying.
-        logger.warning("poll failed training=%s code=%s", training_id, error.code)
+        # No token here: the stored state is still the best answer; the cron keeps trying.
+        logger.warning("quiet run not checked run=%s code=%s", run["id"], error.code)
+        return
+    reconcile.check_training(conn, run, replicate=replicate, settings=settings)
 
 
 def _started_with_key(conn, user_id: str, key: str) -> StartedTraining | None:
@@ -276,12 +300,38 @@ def _store_zip(
     return stored.url
 
 
-def _fail_run(conn: psycopg.Connection, run_id: Any, message: str) -> None:
-    conn.execute(
-        "UPDATE training_runs SET status = 'failed', status_rank = 3, error = %s,"
-        " completed_at = now() WHERE id = %s AND status_rank < 3",
-        (message, run_id),
+def webhook_url(settings: Settings, run_id: str) -> str | None:
+    """Where Replicate should report on a run, or None when it could never reach us."""
+    url = settings.callback_url(WEBHOOK_PATH, run=run_id)
+    if is_loopback_url(url) and not is_loopback_url(settings.replicate_base_url):
+        url = None  # the real Replicate cannot call this machine
+    if url is None:
+        _warn_no_webhooks()
+    return url
+
+
+@cache
+def _warn_no_webhooks() -> None:
+    logger.warning(
+        "no public URL reaches this deployment (set PUBLIC_BASE_URL): trainings start without"
+        " a webhook; progress polls and GET /api/cron/reconcile pick up their state instead"
     )
+
+
+def _cancel_if_ended_meanwhile(
+    conn: psycopg.Connection, run_id: str, training_id: str, replicate: "Replicate"
+) -> None:
+    # Canceled (or given up) while Replicate's create call was in flight: the training exists
+    # upstream but our run is over, so record its id and stop it before it bills.
+    ended = conn.execute(
+        "UPDATE training_runs SET replicate_training_id = %s"
+        " WHERE id = %s AND status_rank = 3 AND replicate_training_id IS NULL RETURNING id",
+        (training_id, run_id),
+    ).fetchone()
+    if not ended:
+        return
+    logger.info("run ended during create, canceling training=%s", training_id)
+    reconcile.cancel_quietly(replicate, training_id)
 
 
 def _text(body: dict[str, Any], name: str, limit: int) -> str | None:

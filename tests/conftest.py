@@ -35,6 +35,18 @@ PROJECT_VARIABLES = (
     "VERCEL_AUTOMATION_BYPASS_SECRET",
     "TRAINING_INPUT",
     "PROGRESS_POLL_SECONDS",
+    "TRAINING_START_TIMEOUT_MINUTES",
+    "CRON_SECRET",
+    "LOCAL_STORAGE_DIR",
+    "S3_BUCKET",
+    "S3_PUBLIC_BASE_URL",
+    "AWS_ENDPOINT_URL",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_PROFILE",
 )
 
 
@@ -52,6 +64,34 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         yield local
         local.close()
         get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def s3_env() -> Iterator[dict[str, str]]:
+    """A moto S3 server on a free loopback port, and the variables that select it."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {
+        "STORAGE_BACKEND": "s3",
+        "S3_BUCKET": "sselfie-test",
+        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+        "AWS_ACCESS_KEY_ID": "moto-key",
+        "AWS_SECRET_ACCESS_KEY": "moto-secret-key",
+        "AWS_REGION": "us-east-1",
+    }
+    boto3.client(
+        "s3",
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        region_name="us-east-1",
+        aws_access_key_id="moto-key",
+        aws_secret_access_key="moto-secret-key",
+    ).create_bucket(Bucket=env["S3_BUCKET"])
+    yield env
+    server.stop()
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 import json
 import time
+import uuid
 
 import httpx
 
@@ -39,10 +40,41 @@ def start_training(api: httpx.Client, user: User, urls: list[str], **extra) -> h
     return api.post("/api/training/start", json=body, headers=user.headers)
 
 
-def deliver(api, stack, payload, *, webhook_id=None, timestamp=None, secret=None, query=""):
-    """POST a delivery signed as Replicate signs it."""
+def started(api: httpx.Client, user: User, count: int = 5) -> dict:
+    """A started training's 201 body."""
+    response = start_training(api, user, upload_selfies(api, user, count))
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def progress(api: httpx.Client, user: User, model_id: str) -> dict:
+    """GET /api/training/progress's 200 body."""
+    response = api.get("/api/training/progress", params={"modelId": model_id}, headers=user.headers)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def replicate_gets(stack, training_id: str) -> list:
+    """The GETs of one training the Replicate emulator has answered."""
+    return [
+        r for r in stack.replicate.requests if r.method == "GET" and r.path.endswith(training_id)
+    ]
+
+
+def go_quiet(db, training_id: str, seconds: int = 120) -> None:
+    """Make a run look as if nothing was heard of it (or about it) for `seconds`."""
+    db.execute(
+        "UPDATE training_runs SET last_event_at = now() - make_interval(secs => %s),"
+        " created_at = now() - make_interval(secs => %s), last_polled_at = NULL"
+        " WHERE replicate_training_id = %s",
+        (seconds, seconds, training_id),
+    )
+
+
+def signed_delivery(stack, payload, *, webhook_id=None, timestamp=None, secret=None):
+    """A delivery's raw body and headers, signed as Replicate signs them."""
     raw = json.dumps(payload).encode()
-    webhook_id = webhook_id or f"msg_{time.time_ns()}"
+    webhook_id = webhook_id or f"msg_{uuid.uuid4().hex}"
     timestamp = int(time.time()) if timestamp is None else timestamp
     headers = {
         "webhook-id": webhook_id,
@@ -52,6 +84,12 @@ def deliver(api, stack, payload, *, webhook_id=None, timestamp=None, secret=None
         ),
         "content-type": "application/json",
     }
+    return raw, headers
+
+
+def deliver(api, stack, payload, *, query="", **signing):
+    """POST a delivery signed as Replicate signs it."""
+    raw, headers = signed_delivery(stack, payload, **signing)
     return api.post(f"/api/webhooks/replicate{query}", content=raw, headers=headers)
 
 

@@ -12,9 +12,16 @@ from bench.facecheck import added_files, function_excludes, vercel_excluded
 from dev.samples import astronaut
 from dev.server import PROJECT_ROOT
 
-HOT = ["api/training/progress.py", "api/webhooks/replicate.py"]
-LIGHT = [*HOT, "api/studio/generate.py", "api/studio/generations.py"]
-FACE_CHECKING = ["api/training/upload.py", "api/training/start.py"]
+HOT = ["api/training/progress.py", "api/webhooks/replicate.py", "api/cron/reconcile.py"]
+LIGHT = [
+    *HOT,
+    "api/training/cancel.py",
+    "api/cron/reconcile.py",
+    "api/studio/generate.py",
+    "api/studio/generations.py",
+]
+# Retry builds a new ZIP, so it checks faces again.
+FACE_CHECKING = ["api/training/upload.py", "api/training/start.py", "api/training/retry.py"]
 MODEL = "lib/face_model/face_detection_full_range.tflite"
 IMPORTS_PROBE = """
 import importlib.util, sys

@@ -68,6 +68,9 @@ def test_every_function_is_found():
         "api.training.start",
         "api.training.progress",
         "api.webhooks.replicate",
+        "api.training.cancel",
+        "api.training.retry",
+        "api.cron.reconcile",
     } <= found
 
 

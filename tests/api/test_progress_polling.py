@@ -1,42 +1,6 @@
 """Progress answers from the database and asks Replicate only when a run has gone quiet."""
 
-import pytest
-
-from tests.helpers import start_training, upload_selfies
-
-
-@pytest.fixture
-def quiet_training(api, user, stack, db):
-    """A training whose every webhook was lost, then succeeded at Replicate."""
-    response = start_training(api, user, upload_selfies(api, user, 5))
-    body = response.json()
-    stack.replicate.drop_webhooks = True
-    try:
-        stack.replicate.advance(body["trainingId"], "processing", step=400)
-        stack.replicate.advance(body["trainingId"], "succeeded")
-    finally:
-        stack.replicate.drop_webhooks = False
-    return body
-
-
-def gets_of(stack, training_id):
-    return [
-        r for r in stack.replicate.requests if r.method == "GET" and r.path.endswith(training_id)
-    ]
-
-
-def go_quiet(db, training_id, seconds=120):
-    db.execute(
-        "UPDATE training_runs SET last_event_at = now() - make_interval(secs => %s),"
-        " created_at = now() - make_interval(secs => %s) WHERE replicate_training_id = %s",
-        (seconds, seconds, training_id),
-    )
-
-
-def progress(api, user, model_id):
-    return api.get(
-        "/api/training/progress", params={"modelId": model_id}, headers=user.headers
-    ).json()
+from tests.helpers import go_quiet, progress, replicate_gets, started
 
 
 def test_a_recent_run_is_answered_without_asking_replicate(api, user, stack, quiet_training):
@@ -45,7 +9,7 @@ def test_a_recent_run_is_answered_without_asking_replicate(api, user, stack, qui
     answer = progress(api, user, body["modelId"])
 
     assert answer["status"] == "starting"
-    assert gets_of(stack, body["trainingId"]) == []
+    assert replicate_gets(stack, body["trainingId"]) == []
 
 
 def test_a_lost_webhook_is_recovered_through_progress(api, user, stack, db, quiet_training):
@@ -57,7 +21,7 @@ def test_a_lost_webhook_is_recovered_through_progress(api, user, stack, db, quie
     assert answer["status"] == "completed"
     assert answer["progress"] == 100
     assert answer["model"]["replicateVersionId"]
-    assert len(gets_of(stack, body["trainingId"])) == 1
+    assert len(replicate_gets(stack, body["trainingId"])) == 1
 
 
 def test_replicate_is_asked_at_most_once_per_interval(api, user, stack, db, quiet_training):
@@ -68,7 +32,7 @@ def test_replicate_is_asked_at_most_once_per_interval(api, user, stack, db, quie
     answers = [progress(api, user, body["modelId"]) for _ in range(4)]
 
     assert [a["status"] for a in answers] == ["starting"] * 4  # the stored state, still served
-    assert len(gets_of(stack, body["trainingId"])) == 1
+    assert len(replicate_gets(stack, body["trainingId"])) == 1
 
 
 def test_polling_uses_the_database_clock_and_interval_setting(
@@ -81,7 +45,7 @@ def test_polling_uses_the_database_clock_and_interval_setting(
     answer = progress(api, user, body["modelId"])
 
     assert answer["status"] == "starting"
-    assert gets_of(stack, body["trainingId"]) == []
+    assert replicate_gets(stack, body["trainingId"]) == []
 
 
 def test_a_missing_model_id_is_400(api, user):
@@ -89,3 +53,31 @@ def test_a_missing_model_id_is_400(api, user):
 
     assert response.status_code == 400
     assert response.json()["code"] == "missing_parameter"
+
+
+def test_a_training_started_without_a_public_url_is_followed_by_polling(
+    api, user, stack, db, configure
+):
+    configure(PUBLIC_BASE_URL=None)
+    body = started(api, user)
+    stack.replicate.advance(body["trainingId"], "succeeded")
+    go_quiet(db, body["trainingId"])
+
+    answer = progress(api, user, body["modelId"])
+
+    create = [r for r in stack.replicate.requests if r.path.endswith("/trainings")][-1]
+    assert "webhook" not in create.json
+    assert answer["status"] == "completed"
+
+
+def test_a_quiet_run_is_answered_from_the_database_without_a_replicate_token(
+    api, user, stack, db, quiet_training, configure
+):
+    body = quiet_training
+    go_quiet(db, body["trainingId"])
+    configure(REPLICATE_API_TOKEN=None)
+
+    answer = progress(api, user, body["modelId"])
+
+    assert answer["status"] == "starting"
+    assert replicate_gets(stack, body["trainingId"]) == []

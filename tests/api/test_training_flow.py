@@ -5,19 +5,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.helpers import User, start_training, upload_selfies
-
-
-def started(api, user, count=5):
-    response = start_training(api, user, upload_selfies(api, user, count))
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-def progress(api, user, model_id):
-    response = api.get("/api/training/progress", params={"modelId": model_id}, headers=user.headers)
-    assert response.status_code == 200, response.text
-    return response.json()
+from tests.helpers import User, progress, start_training, started, upload_selfies
 
 
 def test_a_training_reaches_completed_through_signed_webhooks(api, user, stack, db):
@@ -158,6 +146,8 @@ def test_another_users_upload_counts_as_unknown(api, user):
         ("POST", "/api/training/upload"),
         ("POST", "/api/training/start"),
         ("GET", "/api/training/progress?modelId=x"),
+        ("POST", "/api/training/cancel"),
+        ("POST", "/api/training/retry"),
     ],
 )
 def test_user_endpoints_answer_401_json_without_a_token(api, method, path):

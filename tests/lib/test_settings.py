@@ -85,3 +85,69 @@ def test_training_input_overrides_the_contract_defaults():
     assert settings.full_training_input()["steps"] == 1500
     assert settings.full_training_input()["lora_rank"] == 32
     assert settings.full_training_input()["optimizer"] == "adamw8bit"
+
+
+def test_production_without_its_domain_calls_back_on_the_deployment_url():
+    settings = load_settings({"VERCEL_ENV": "production", "VERCEL_URL": "app-abc123.vercel.app"})
+
+    assert settings.callback_url("/api/webhooks/replicate") == (
+        "https://app-abc123.vercel.app/api/webhooks/replicate"
+    )
+
+
+def test_production_behind_protection_carries_the_bypass_too():
+    settings = load_settings(
+        {
+            "VERCEL_ENV": "production",
+            "VERCEL_PROJECT_PRODUCTION_URL": "sselfie.vercel.app",
+            "VERCEL_AUTOMATION_BYPASS_SECRET": "bypass123",
+        }
+    )
+
+    assert settings.callback_url("/cb") == (
+        "https://sselfie.vercel.app/cb?x-vercel-protection-bypass=bypass123"
+    )
+
+
+def test_an_unprotected_preview_gets_no_bypass_parameter():
+    settings = load_settings({"VERCEL_ENV": "preview", "VERCEL_URL": "app-git-x.vercel.app"})
+
+    assert settings.callback_url("/cb", run="r1") == "https://app-git-x.vercel.app/cb?run=r1"
+
+
+def test_vercel_development_has_no_callback_url():
+    settings = load_settings({"VERCEL_ENV": "development", "VERCEL_URL": "localhost:3000"})
+
+    assert settings.callback_url("/cb") is None
+
+
+@pytest.mark.parametrize(
+    ("environ", "name"),
+    [
+        ({"TRAINING_START_TIMEOUT_MINUTES": "half an hour"}, "TRAINING_START_TIMEOUT_MINUTES"),
+        ({"TRAINING_START_TIMEOUT_MINUTES": "0"}, "TRAINING_START_TIMEOUT_MINUTES"),
+        ({"STORAGE_BACKEND": "s3"}, "S3_BUCKET"),
+        ({"S3_PUBLIC_BASE_URL": "cdn.example"}, "S3_PUBLIC_BASE_URL"),
+        ({"AWS_SECRET_ACCESS_KEY": "changeme"}, "AWS_SECRET_ACCESS_KEY"),
+    ],
+)
+def test_a_malformed_lifecycle_or_s3_setting_is_reported_by_name(environ, name):
+    with pytest.raises(ConfigError, match=name):
+        load_settings(environ)
+
+
+def test_s3_settings_are_read_from_the_standard_variables():
+    settings = load_settings(
+        {
+            "STORAGE_BACKEND": "s3",
+            "S3_BUCKET": "selfies",
+            "AWS_ENDPOINT_URL": "https://acc.r2.cloudflarestorage.com",
+            "AWS_DEFAULT_REGION": "auto",
+            "S3_PUBLIC_BASE_URL": "https://cdn.example/",
+        }
+    )
+
+    assert settings.storage_backend == "s3"
+    assert (settings.s3_bucket, settings.s3_region) == ("selfies", "auto")
+    assert settings.s3_endpoint_url == "https://acc.r2.cloudflarestorage.com"
+    assert settings.s3_public_base_url == "https://cdn.example"

@@ -1,18 +1,21 @@
-"""Every storage backend keeps the same promises (local folder, Blob through the SDK)."""
+"""Every storage backend keeps the same promises (local folder, Blob through the SDK, S3)."""
 
 import hashlib
 
+import httpx
 import pytest
 
-from lib.errors import NotFound
-from lib.settings import get_settings
+from lib.errors import ConfigError, NotFound
+from lib.settings import get_settings, load_settings
 from lib.storage import LocalStorage, get_storage
 
 
-@pytest.fixture(params=["local", "blob"])
+@pytest.fixture(params=["local", "blob", "s3"])
 def storage(request, stack, tmp_path):
     if request.param == "local":
         return LocalStorage(tmp_path, "http://127.0.0.1:1/_local_storage")
+    if request.param == "s3":
+        return get_storage(load_settings(request.getfixturevalue("s3_env")))  # moto's server
     return get_storage(get_settings())  # the suite's Blob emulator
 
 
@@ -53,3 +56,36 @@ def test_a_local_key_cannot_escape_its_folder(tmp_path):
 
     with pytest.raises(ValueError, match="escapes"):
         storage.put("../outside.bin", b"x", "application/octet-stream")
+
+
+def test_an_empty_stream_is_stored_as_an_empty_object(storage):
+    stored = storage.put_stream("t/empty.bin", iter([]), "application/octet-stream")
+
+    assert stored.size == 0
+    assert stored.sha256 == hashlib.sha256(b"").hexdigest()
+    assert storage.read("t/empty.bin") == b""
+
+
+def test_an_s3_object_is_fetchable_at_its_presigned_url(s3_env):
+    storage = get_storage(load_settings(s3_env))
+
+    stored = storage.put("t/zip.zip", b"PK\x05\x06", "application/zip")
+
+    assert "X-Amz-Signature=" in stored.url
+    assert httpx.get(stored.url).content == b"PK\x05\x06"
+
+
+def test_an_s3_public_base_url_gives_plain_object_urls(s3_env):
+    settings = load_settings({**s3_env, "S3_PUBLIC_BASE_URL": "https://cdn.example/"})
+
+    stored = get_storage(settings).put("users/a b.jpg", b"x", "image/jpeg")
+
+    assert stored.url == "https://cdn.example/users/a%20b.jpg"
+
+
+def test_s3_without_credentials_is_reported_by_name(s3_env):
+    settings = load_settings({**s3_env, "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""})
+    storage = get_storage(settings)
+
+    with pytest.raises(ConfigError, match="AWS_ACCESS_KEY_ID"):
+        storage.put("t/x.bin", b"x", "application/octet-stream")
