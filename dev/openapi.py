@@ -65,6 +65,11 @@ def schemas() -> dict[str, Any]:
     timestamp = {"type": "string", "format": "date-time"}
     status = {"type": "string", "enum": sorted(set(PUBLIC_STATUS.values()))}
     progress = {"type": "integer", "minimum": 0, "maximum": 100}
+    steps = {
+        "step": _nullable({"type": "integer", "minimum": 0}),
+        "totalSteps": _nullable({"type": "integer", "minimum": 0}),
+        "etaSeconds": _nullable({"type": "integer", "minimum": 0}),
+    }
     url_list = {
         "type": "array",
         "minItems": trainings.MIN_IMAGES,
@@ -88,6 +93,7 @@ def schemas() -> dict[str, Any]:
                 "triggerWord": {"type": "string", "pattern": "^user[0-9]{8}$"},
                 "status": status,
                 "progress": progress,
+                **steps,
                 "error": _nullable({"type": "string"}),
                 "replicateModelId": _nullable({"type": "string"}),
                 "replicateVersionId": _nullable({"type": "string"}),
@@ -97,7 +103,9 @@ def schemas() -> dict[str, Any]:
                 "completedAt": _nullable(timestamp),
             }
         ),
-        "Progress": _object({"status": status, "progress": progress, "model": _ref("Model")}),
+        "Progress": _object(
+            {"status": status, "progress": progress, **steps, "model": _ref("Model")}
+        ),
         "ModelPage": _object(
             {
                 "models": {"type": "array", "items": _ref("Model")},
@@ -135,6 +143,10 @@ def schemas() -> dict[str, Any]:
                             "size": {"type": "integer", "minimum": 0},
                             "width": {"type": "integer", "minimum": 1},
                             "height": {"type": "integer", "minimum": 1},
+                            "faces": _nullable({"type": "integer", "minimum": 0}),
+                            "faceShare": _nullable({"type": "number", "minimum": 0}),
+                            "usable": _nullable({"type": "boolean"}),
+                            "reason": _nullable({"type": "string"}),
                         }
                     ),
                 },

@@ -314,6 +314,19 @@ class ReplicateEmulator:
                 lines += self._progress_lines(job, job.step if step is None else step)
                 self._append_logs(job, lines, throttle=False)
 
+    def publish_trainer_version(self, openapi_schema: dict[str, Any]) -> str:
+        """Publish a new version of the trainer with this schema (it becomes the latest)."""
+        vid = secrets.token_hex(32)
+        with self._lock:
+            self._versions[TRAINER_MODEL].append(_version_json(vid, openapi_schema))
+        return vid
+
+    def withdraw_trainer_version(self, vid: str) -> None:
+        """Remove a version published with publish_trainer_version."""
+        with self._lock:
+            versions = self._versions[TRAINER_MODEL]
+            versions[:] = [v for v in versions if v["id"] != vid]
+
     def get_object(self, id: str) -> dict[str, Any]:
         """Current JSON of a training or prediction, as GET returns it."""
         with self._lock:
@@ -531,7 +544,8 @@ class ReplicateEmulator:
         """POST a training; input is validated later, like Replicate."""
         key = f"{owner}/{name}"
         versions = self._versions.get(key, []) if key in self._models else []
-        if key != TRAINER_MODEL or all(v["id"] != vid for v in versions):
+        version = next((v for v in versions if v["id"] == vid), None)
+        if key != TRAINER_MODEL or version is None:
             raise ApiError(422, _INVALID_VERSION[1], _INVALID_VERSION[0])
         body = req.fields
         destination = body.get("destination")
@@ -542,7 +556,7 @@ class ReplicateEmulator:
         if not isinstance(values, dict):
             _raise_invalid([{"field": "input", "kind": "required"}], "(root)")
         webhook, events = _webhook_settings(body)
-        schema = versions[-1]["openapi_schema"]["components"]["schemas"]["TrainingInput"]
+        schema = version["openapi_schema"]["components"]["schemas"]["TrainingInput"]
         problems = fx.find_input_problems(schema, values)
         steps = values.get("steps", 1000)
         total = steps if isinstance(steps, int) and not problems else 1000

@@ -9,7 +9,8 @@ parent packages, the way Vercel's runtime loads it.
 Dev-only routes, answered only when no function matches (none exist on Vercel): `/` the console,
 `/_dev/token?user=` a dev user's token, `/_dev/stack` what is real and what is simulated,
 `/_dev/blob/<pathname>` an object of the simulated Blob store (whose https URLs a browser cannot
-reach), `/_local_storage/<key>` an object of the `local` storage backend.
+reach), `/_local_storage/<key>` an object of the `local` storage backend, `/_dev/samples/<n>.jpg`
+sample selfie n (a real face photo, see dev/samples.py).
 """
 
 import importlib.util
@@ -140,6 +141,9 @@ class VercelRouter:
             return _json({"parts": self.parts, "blobProxy": blob_proxy})
         if request.path.startswith("/_dev/blob/") and self.blob_emulator_url:
             return self._simulated_blob(request.path.removeprefix("/_dev/blob/"))
+        sample = re.fullmatch(r"/_dev/samples/(\d{1,2})\.jpg", request.path)
+        if sample:
+            return _sample_selfie(int(sample.group(1)))
         return _json({"error": "Not found", "code": "not_found"}, 404)
 
     def _simulated_blob(self, pathname: str) -> Response:
@@ -161,6 +165,14 @@ class VercelRouter:
             return _json({"error": "Not found", "code": "not_found"}, 404)
         mimetype = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
         return Response(file.read_bytes(), mimetype=mimetype)
+
+
+def _sample_selfie(index: int) -> Response:
+    from dev.samples import COUNT, selfie  # scikit-image: a dev-only dependency
+
+    if index >= COUNT:
+        return _json({"error": f"There are {COUNT} samples", "code": "not_found"}, 404)
+    return Response(selfie(index), mimetype="image/jpeg")
 
 
 def _add_params(environ: dict, route: Route, match: re.Match[str]) -> None:

@@ -143,13 +143,13 @@ def record_completed(
     settings: Settings,
 ) -> dict[str, str]:
     """Blob's signed callback: check the uploaded photo and record it (once, however often
-    the callback comes); a photo that fails the checks is deleted from storage."""
+    the callback comes) with its face verdict; a file that is no image we accept is deleted."""
     verify_signature(event.raw, signature, _read_write_token(settings))
     user_id, filename, pathname, url = _completed_upload(event.payload)
     data = storage.read(pathname)
     try:
         check_size(filename, len(data), settings.upload_max_bytes)
-        [info] = check_images([(filename, data)])
+        [info] = check_images([(filename, data)], min_face_share=settings.face_min_share)
     except ApiError as refusal:
         storage.delete([pathname])
         logger.warning("client upload deleted pathname=%s code=%s", pathname, refusal.code)
@@ -164,7 +164,7 @@ def record_completed(
         sha256=hashlib.sha256(data).hexdigest(),
         backend=storage.backend,
     )
-    logger.info("client upload recorded upload=%s", upload.id)
+    logger.info("client upload recorded upload=%s usable=%s", upload.id, upload.usable)
     return {"type": UPLOAD_COMPLETED, "response": "ok"}
 
 

@@ -13,10 +13,12 @@ import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
+from lib import face_check
 from lib.errors import ApiError
-from lib.images import ImageRefused, decode, orientation
+from lib.images import ImageRefused, decode, orientation, turned
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -29,16 +31,6 @@ logger = logging.getLogger(__name__)
 
 MAX_SHORT_SIDE = 1024
 JPEG_QUALITY = 92
-# EXIF orientation → the Image.Transpose that makes the picture upright (as ImageOps does).
-_TRANSPOSES = {
-    2: "FLIP_LEFT_RIGHT",
-    3: "ROTATE_180",
-    4: "FLIP_TOP_BOTTOM",
-    5: "TRANSPOSE",
-    6: "ROTATE_270",
-    7: "TRANSVERSE",
-    8: "ROTATE_90",
-}
 # Enough threads to keep two cores busy while others wait on downloads; each holds one photo
 # (~30 MB while decoding a 12 MP JPEG), so 2 saves ~40 MB of peak memory for ~30 % more time
 # (bench.zip).
@@ -62,20 +54,27 @@ class DatasetError(Exception):
 def normalise(data: bytes, name: str, *, draft: bool = True) -> bytes:
     """Upright RGB JPEG, short side at most 1024 px, no EXIF/GPS/XMP/ICC/comment. ImageRefused
     when the photo fails the upload checks. `draft=False` decodes JPEGs at full size (bench)."""
+    return _jpeg(_normalised(data, name, draft=draft))
+
+
+def _normalised(data: bytes, name: str, *, draft: bool = True) -> "Image.Image":
+    """The picture the ZIP gets, before encoding: upright, RGB, sRGB, at most 1024 px."""
     from PIL import Image
 
     image, _ = decode(data, name, short_side=MAX_SHORT_SIDE if draft else None)
-    turn = _TRANSPOSES.get(orientation(image))
     flat = _flatten(image)
     scale = MAX_SHORT_SIDE / min(flat.size)
     if scale < 1:
         size = (round(flat.width * scale), round(flat.height * scale))
         flat = flat.resize(size, Image.Resampling.LANCZOS)
     # Rotating after the resize turns a small picture instead of a 12 MP one.
-    upright = _in_srgb(flat.transpose(Image.Transpose[turn]) if turn else flat, image)
-    upright.info = {}  # Pillow would otherwise copy a JPEG comment (often GPS) into the output
+    return _in_srgb(turned(flat, orientation(image)), image)
+
+
+def _jpeg(picture: "Image.Image") -> bytes:
+    picture.info = {}  # Pillow would otherwise copy a JPEG comment (often GPS) into the output
     out = io.BytesIO()
-    upright.save(out, format="JPEG", quality=JPEG_QUALITY)
+    picture.save(out, format="JPEG", quality=JPEG_QUALITY)
     return out.getvalue()
 
 
@@ -109,14 +108,20 @@ def _flatten(image: "Image.Image") -> "Image.Image":
 
 
 def zip_chunks(
-    images: Sequence[SourceImage], storage: "Storage", *, workers: int = WORKERS
+    images: Sequence[SourceImage],
+    storage: "Storage",
+    *,
+    min_face_share: float | None,
+    workers: int = WORKERS,
 ) -> Iterator[bytes]:
     """The training ZIP as a stream: 00.jpg, 01.jpg … in order, identical photos once.
-    Raises DatasetError, after every photo was tried, when any of them is unusable."""
+    Raises DatasetError, after every photo was tried, when any of them is unusable; each photo
+    passes the face check again (None: no face check, for the pipeline's own tests and bench)."""
     archive = StoredZip()
     refused: list[ImageRefused] = []
     seen: set[str] = set()
-    for source, result in _in_order(images, lambda s: _prepare(s, storage), workers):
+    prepare = partial(_prepare, storage=storage, min_face_share=min_face_share)
+    for source, result in _in_order(images, prepare, workers):
         if isinstance(result, ImageRefused):
             refused.append(result)
             continue
@@ -132,17 +137,25 @@ def zip_chunks(
     yield archive.close()
 
 
-def _prepare(source: SourceImage, storage: "Storage") -> tuple[str, bytes] | ImageRefused:
-    """Fetch and normalise one photo: (sha256 of the original, JPEG) or why it is refused."""
+def _prepare(
+    source: SourceImage, *, storage: "Storage", min_face_share: float | None
+) -> tuple[str, bytes] | ImageRefused:
+    """Fetch, normalise and face-check one photo: (sha256 of the original, JPEG) or why it is
+    refused."""
     try:
         data = b"".join(storage.stream(source.key))
     except ApiError as error:
         logger.warning("photo unreadable key=%s code=%s", source.key, error.code)
         return ImageRefused(source.name, "it could not be read from storage")
     try:
-        return hashlib.sha256(data).hexdigest(), normalise(data, source.name)
+        picture = _normalised(data, source.name)
     except ImageRefused as refusal:
         return refusal
+    if min_face_share is not None:
+        verdict = face_check.check(picture, min_face_share)
+        if not verdict.usable:
+            return ImageRefused(source.name, str(verdict.reason))
+    return hashlib.sha256(data).hexdigest(), _jpeg(picture)
 
 
 def _in_order[T, R](

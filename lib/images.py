@@ -1,16 +1,19 @@
 """Is this really a photo we can train on? Decoded with Pillow (and pillow-heif for HEIC/HEIF).
 
-The same checks run when a selfie is uploaded and again when the training ZIP is built.
+The same checks run when a selfie is uploaded and again when the training ZIP is built: a file
+that is not a usable image is refused; one that is an image gets the face check's verdict.
 """
 
 import io
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from typing import TYPE_CHECKING
 
+from lib import face_check
 from lib.errors import BadRequest
+from lib.face_check import FaceVerdict
 
 if TYPE_CHECKING:  # Pillow is imported only by the functions that decode
     from PIL import Image
@@ -23,10 +26,22 @@ CONTENT_TYPES = {
     "HEIF": "image/heic",
 }
 MIN_SHORT_SIDE = 512
+# The face model sees 192 px; JPEGs are decoded at the smallest DCT scale keeping twice that.
+FACE_CHECK_SIDE = 384
 # Phones' largest modes are 50–108 MP; beyond this a small file decoding to gigabytes is a bomb.
 MAX_PIXELS = 110_000_000
 _ORIENTATION = 0x0112  # the EXIF tag
 _QUARTER_TURNS = {5, 6, 7, 8}  # orientations that swap width and height
+# EXIF orientation → the Image.Transpose that makes the picture upright (as ImageOps does).
+_TRANSPOSES = {
+    2: "FLIP_LEFT_RIGHT",
+    3: "ROTATE_180",
+    4: "FLIP_TOP_BOTTOM",
+    5: "TRANSPOSE",
+    6: "ROTATE_270",
+    7: "TRANSVERSE",
+    8: "ROTATE_90",
+}
 _TOO_MANY_PIXELS = f"more than {MAX_PIXELS // 1_000_000} megapixels"
 NOT_AN_IMAGE = "not an image we can read; use JPEG, PNG, WebP or HEIC"
 
@@ -36,6 +51,7 @@ class ImageInfo:
     content_type: str
     width: int
     height: int
+    faces: FaceVerdict | None = None  # the face check's verdict (check_image gives one)
 
 
 class ImageRefused(Exception):
@@ -47,13 +63,14 @@ class ImageRefused(Exception):
         self.reason = reason
 
 
-def check_images(files: Iterable[tuple[str, bytes]]) -> list[ImageInfo]:
-    """Check every (name, data); one 400 invalid_image naming each refused file and why."""
+def check_images(files: Iterable[tuple[str, bytes]], *, min_face_share: float) -> list[ImageInfo]:
+    """Check every (name, data); one 400 invalid_image naming each refused file and why.
+    A photo the face check finds unusable is not refused: its verdict says why."""
     checked: list[ImageInfo] = []
     refused: list[ImageRefused] = []
     for name, data in files:
         try:
-            checked.append(check_image(data, name))
+            checked.append(check_image(data, name, min_face_share=min_face_share))
         except ImageRefused as refusal:
             refused.append(refusal)
     if refused:
@@ -67,11 +84,15 @@ def refusal_error(refused: list[ImageRefused]) -> BadRequest:
     return BadRequest(f"Not usable as training photos: {listed}", code="invalid_image")
 
 
-def check_image(data: bytes, name: str) -> ImageInfo:
-    """Decode the whole file (JPEGs at 1/8 scale, which still reads every byte) to prove it."""
-    image, info = decode(data, name, short_side=1)
-    image.close()
-    return info
+def check_image(data: bytes, name: str, *, min_face_share: float) -> ImageInfo:
+    """Decode the whole file to prove it (JPEGs at a reduced DCT scale, which still reads every
+    byte), then run the face check on the picture as it is seen."""
+    image, info = decode(data, name, short_side=FACE_CHECK_SIDE)
+    try:
+        verdict = face_check.check(turned(image, orientation(image)), min_face_share)
+    finally:
+        image.close()
+    return replace(info, faces=verdict)
 
 
 def decode(data: bytes, name: str, *, short_side: int | None) -> tuple["Image.Image", ImageInfo]:
@@ -124,6 +145,14 @@ def _check_header(image: "Image.Image", name: str) -> ImageInfo:
 def orientation(image: "Image.Image") -> int:
     """The EXIF orientation (1 = upright as stored); HEIF decoders have already applied it."""
     return image.getexif().get(_ORIENTATION, 1)
+
+
+def turned(picture: "Image.Image", exif_orientation: int) -> "Image.Image":
+    """The picture turned (or mirrored) the way an EXIF orientation says it is seen."""
+    from PIL import Image
+
+    turn = _TRANSPOSES.get(exif_orientation)
+    return picture.transpose(Image.Transpose[turn]) if turn else picture
 
 
 def _draft_size(size: tuple[int, int], short_side: int) -> tuple[int, int]:

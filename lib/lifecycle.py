@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from lib import models
+from lib import models, quotas
 from lib.errors import BadRequest, Conflict
 from lib.settings import Settings
 from lib.training_events import (
@@ -77,7 +77,9 @@ def retry_training(
             "The images of this model are no longer stored; start a new training",
             code="images_missing",
         )
-    run = _insert_pending_run(conn, row, uploads, settings)
+    # Checked against the trainer's schema before the run is written (503 config_invalid).
+    parameters = run_parameters(settings, replicate)
+    run = _insert_pending_run(conn, row, uploads, parameters, settings.training_daily_limit)
     training_id = launch_run(conn, run, replicate=replicate, storage=storage, settings=settings)
     logger.info("training retried model=%s run=%s", run.model_id, run.id)
     return StartedTraining(run.model_id, training_id, run.trigger_word)
@@ -128,19 +130,23 @@ def _insert_pending_run(
     conn: psycopg.Connection,
     model: dict[str, Any],
     uploads: list[dict[str, Any]],
-    settings: Settings,
+    parameters: dict[str, object],
+    daily_limit: int,
 ) -> PendingRun:
     try:
-        run = conn.execute(
-            "INSERT INTO training_runs (model_id, user_id, parameters, upload_ids)"
-            " VALUES (%s, %s, %s, %s) RETURNING id",
-            (
-                model["id"],
-                model["user_id"],
-                Jsonb(run_parameters(settings)),
-                [u["id"] for u in uploads],
-            ),
-        ).fetchone()
+        with conn.transaction():
+            # A retry costs a training like a start does; both count against the same limit.
+            quotas.reserve_training(conn, model["user_id"], daily_limit)
+            run = conn.execute(
+                "INSERT INTO training_runs (model_id, user_id, parameters, upload_ids)"
+                " VALUES (%s, %s, %s, %s) RETURNING id",
+                (
+                    model["id"],
+                    model["user_id"],
+                    Jsonb(parameters),
+                    [u["id"] for u in uploads],
+                ),
+            ).fetchone()
     except psycopg.errors.UniqueViolation:
         # training_runs_one_active_per_user: another retry or start got there first.
         raise Conflict("A training is already in progress", code="training_in_progress") from None

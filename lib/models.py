@@ -26,7 +26,7 @@ PUBLIC_STATUS = {
 MODEL_WITH_LATEST_RUN = """
     SELECT m.*, r.id AS run_id, r.status AS run_status, r.status_rank, r.progress, r.error,
            r.replicate_training_id, r.started_at, r.completed_at, r.last_event_at,
-           r.last_polled_at
+           r.last_polled_at, r.step, r.total_steps, r.eta_seconds
     FROM user_models m
     JOIN LATERAL (
         SELECT * FROM training_runs WHERE model_id = m.id ORDER BY created_at DESC LIMIT 1
@@ -99,6 +99,7 @@ def model_json(row: dict[str, Any]) -> dict[str, Any]:
         "triggerWord": row["trigger_word"],
         "status": PUBLIC_STATUS[row["run_status"]],
         "progress": 100 if row["run_status"] == "succeeded" else row["progress"],
+        **training_steps(row),
         "error": row["error"],
         "replicateModelId": row["replicate_model_id"],
         "replicateVersionId": row["replicate_version_id"],
@@ -106,6 +107,17 @@ def model_json(row: dict[str, Any]) -> dict[str, Any]:
         "createdAt": iso(row["created_at"]),
         "startedAt": iso(row["started_at"]),
         "completedAt": iso(row["completed_at"]),
+    }
+
+
+def training_steps(row: dict[str, Any]) -> dict[str, int | None]:
+    """The trainer's step, its total and its estimate of the seconds left (null while the logs
+    have not said; the estimate only while the run is live, 0 once it has succeeded)."""
+    eta = row["eta_seconds"] if row["status_rank"] < 3 else None
+    return {
+        "step": row["step"],
+        "totalSteps": row["total_steps"],
+        "etaSeconds": 0 if row["run_status"] == "succeeded" else eta,
     }
 
 

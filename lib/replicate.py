@@ -32,9 +32,9 @@ DELIVERY_HOST = "replicate.delivery"
 MAX_OUTPUT_BYTES = 50 * 1024 * 1024
 TOKEN_MISSING = "REPLICATE_API_TOKEN environment variable is not set"
 
-# Per-process caches keyed by (base URL, token): a trainer version and the account do not change
-# within an instance's life.
-_cache: dict[tuple[str, ...], str] = {}
+# Per-process caches keyed by (base URL, token): a trainer version, a version's schema and the
+# account do not change within an instance's life.
+_cache: dict[tuple[str, ...], Any] = {}
 _cache_lock = threading.RLock()  # held while a cached value loads through the cached client
 _clients: dict[tuple[str, ...], Any] = {}
 _secret_fetched_at: dict[tuple[str, ...], float] = {}
@@ -96,6 +96,17 @@ class Replicate:
         model = self._settings.trainer_model
         return self._cached(
             "trainer", model, lambda: self.client.models.get(model).latest_version.id
+        )
+
+    def trainer_schema(self) -> dict[str, Any]:
+        """The trainer version's openapi_schema (its inputs), fetched once per version."""
+        from replicate.version import Versions
+
+        model, version = self._settings.trainer_model, self.trainer_version()
+        return self._cached(
+            "schema",
+            f"{model}:{version}",
+            lambda: Versions(self.client, model).get(version).openapi_schema or {},
         )
 
     def destination_owner(self) -> str:
@@ -233,7 +244,7 @@ class Replicate:
         """Delete the model `owner/name`; gone (404) or still holding a version (409) is fine."""
         self._call(lambda: self.client.models.delete(model), tolerate=(404, 409))
 
-    def _cached(self, kind: str, name: str, load: Callable[[], str]) -> str:
+    def _cached(self, kind: str, name: str, load: Callable[[], T]) -> T:
         key = self._key(kind, name)
         with _cache_lock:
             if key not in _cache:

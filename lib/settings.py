@@ -70,6 +70,7 @@ class Settings:
     training_daily_limit: int = 3
     generation_daily_limit: int = 50
     cors_allowed_origins: frozenset[str] = frozenset()
+    face_min_share: float = 0.15
 
     def callback_url(self, path: str, **params: str) -> str | None:
         """The public URL Replicate or Blob should call back, or None when nothing can reach us."""
@@ -126,6 +127,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         training_daily_limit=_int(env, "TRAINING_DAILY_LIMIT", 3),
         generation_daily_limit=_int(env, "GENERATION_DAILY_LIMIT", 50),
         cors_allowed_origins=_origins(env),
+        face_min_share=_share(env, "FACE_MIN_SHARE", 0.15),
     )
 
 
@@ -248,4 +250,14 @@ def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -
         raise ConfigError(f"{name} must be a whole number") from None
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}")
+    return value
+
+
+def _share(env: Mapping[str, str], name: str, default: float) -> float:
+    try:
+        value = float(env.get(name, default))
+    except ValueError:
+        raise ConfigError(f"{name} must be a number between 0 and 1") from None
+    if not 0 < value <= 1:
+        raise ConfigError(f"{name} must be a number between 0 and 1")
     return value

@@ -4,7 +4,11 @@ import re
 from dataclasses import dataclass
 
 # Only the trainer's bar counts; dataset scans and latent caching print bars of their own.
-_TRAINER_LINE = re.compile(r"flux_train_replicate:\s*\d+%\|[^|\n]*\|\s*(\d+)/(\d+)")
+# tqdm then prints [elapsed<remaining, rate…]; remaining is mm:ss, h:mm:ss, or ? before a rate.
+_TRAINER_LINE = re.compile(
+    r"flux_train_replicate:\s*\d+%\|[^|\n]*\|\s*(\d+)/(\d+)"
+    r"(?:\s*\[[^<\]\n]*<(\d+(?::\d\d){1,2}|\?))?"
+)
 # The progress line is rewritten constantly, so its latest copy is always near the end.
 TAIL_CHARS = 8 * 1024
 LOGS_TAIL_CHARS = 4 * 1024
@@ -14,6 +18,7 @@ LOGS_TAIL_CHARS = 4 * 1024
 class TrainerProgress:
     step: int
     total_steps: int
+    eta_seconds: int | None = None  # the trainer's own estimate of the time left
 
     @property
     def percent(self) -> int:
@@ -30,8 +35,18 @@ def parse_progress(logs: str | None) -> TrainerProgress | None:
     matches = _TRAINER_LINE.findall(logs[-TAIL_CHARS:])
     if not matches:
         return None
-    step, total = matches[-1]
-    return TrainerProgress(step=int(step), total_steps=int(total))
+    step, total, remaining = matches[-1]
+    return TrainerProgress(int(step), int(total), _seconds(remaining))
+
+
+def _seconds(interval: str) -> int | None:
+    """tqdm's mm:ss or h:mm:ss as seconds; None for "?" (no rate yet) or a missing one."""
+    if not interval or interval == "?":
+        return None
+    seconds = 0
+    for part in interval.split(":"):
+        seconds = seconds * 60 + int(part)
+    return seconds
 
 
 def logs_tail(logs: str | None) -> str | None:

@@ -1,8 +1,8 @@
 """Applying what Replicate tells us about a training: webhooks and polls share one path.
 
-The state only moves forward (pending < starting < processing < terminal), progress never
-goes down, a terminal state is never overwritten, and a row is written only when something
-the user can see changes.
+The state only moves forward (pending < starting < processing < terminal), progress and the
+trainer's step never go down, a terminal state is never overwritten, and a row is written only
+when something the user can see changes (status, progress, or the step with its ETA).
 """
 
 import json
@@ -17,7 +17,7 @@ import psycopg
 
 from lib.errors import BadRequest
 from lib.settings import Settings
-from lib.trainer_logs import logs_tail, parse_progress
+from lib.trainer_logs import TrainerProgress, logs_tail, parse_progress
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +109,8 @@ def apply_snapshot(
     status = snapshot["status"]
     rank = STATUS_RANK[status]
     logs = _text(snapshot.get("logs"))
-    progress = _progress(status, logs)
+    trainer = parse_progress(logs)
+    progress = _progress(status, trainer)
     row = conn.execute(
         """
         UPDATE training_runs r SET
@@ -117,6 +118,10 @@ def apply_snapshot(
             status = CASE WHEN %(rank)s > r.status_rank THEN %(status)s ELSE r.status END,
             status_rank = GREATEST(r.status_rank, %(rank)s),
             progress = GREATEST(r.progress, %(progress)s),
+            step = GREATEST(r.step, %(step)s),
+            total_steps = coalesce(%(total_steps)s, r.total_steps),
+            eta_seconds = CASE WHEN %(step)s > coalesce(r.step, -1) THEN %(eta)s
+                               ELSE r.eta_seconds END,
             error = CASE WHEN %(rank)s = 3 THEN %(error)s ELSE r.error END,
             logs_tail = coalesce(%(logs_tail)s, r.logs_tail),
             started_at = coalesce(r.started_at, %(started_at)s,
@@ -126,7 +131,8 @@ def apply_snapshot(
         WHERE (r.replicate_training_id = %(rid)s
                OR (r.id = %(run_id)s AND r.replicate_training_id IS NULL))
           AND r.status_rank < 3
-          AND (%(rank)s > r.status_rank OR %(progress)s > r.progress)
+          AND (%(rank)s > r.status_rank OR %(progress)s > r.progress
+               OR %(step)s > coalesce(r.step, -1))
         RETURNING r.id, r.model_id, r.status, r.progress
         """,
         {
@@ -135,6 +141,9 @@ def apply_snapshot(
             "status": status,
             "rank": rank,
             "progress": progress,
+            "step": trainer.step if trainer else None,
+            "total_steps": trainer.total_steps if trainer else None,
+            "eta": trainer.eta_seconds if trainer else None,
             "error": _error_text(snapshot),
             "logs_tail": logs_tail(logs),
             "started_at": _moment(snapshot.get("started_at")),
@@ -184,11 +193,10 @@ def _record_trained_version(conn: psycopg.Connection, model_id: Any, output: dic
     )
 
 
-def _progress(status: str, logs: str | None) -> int:
+def _progress(status: str, trainer: TrainerProgress | None) -> int:
     if status == "succeeded":
         return 100
-    parsed = parse_progress(logs)
-    return parsed.percent if parsed else 0
+    return trainer.percent if trainer else 0
 
 
 def _error_text(snapshot: dict[str, Any]) -> str | None:

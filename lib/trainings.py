@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from lib import models, polling, quotas, reconcile
+from lib import models, polling, quotas, reconcile, trainer_inputs
 from lib.dataset import DatasetError, SourceImage, zip_chunks
 from lib.errors import ApiError, BadGateway, BadRequest, Conflict, Unprocessable
 from lib.paths import user_prefix
@@ -108,7 +108,8 @@ def start_training(
         if earlier:
             return earlier
     uploads = _callers_uploads(conn, user_id, request.image_urls)
-    parameters = run_parameters(settings)
+    # Checked against the trainer's schema before anything is written (503 config_invalid).
+    parameters = run_parameters(settings, replicate)
     run = _insert_pending_run(
         conn, user_id, request, uploads, parameters, idempotency_key, settings.training_daily_limit
     )
@@ -118,9 +119,10 @@ def start_training(
     return StartedTraining(run.model_id, training_id, run.trigger_word)
 
 
-def run_parameters(settings: Settings) -> dict[str, object]:
-    """What a new run records as its parameters: the trainer input plus recorded-only ones."""
-    return {**settings.full_training_input(), **RECORDED_ONLY_PARAMETERS}
+def run_parameters(settings: Settings, replicate: "Replicate") -> dict[str, object]:
+    """What a new run records as its parameters: the trainer input the trainer version accepts
+    (503 config_invalid otherwise) plus recorded-only ones."""
+    return {**trainer_inputs.training_input(replicate, settings), **RECORDED_ONLY_PARAMETERS}
 
 
 @dataclass(frozen=True)
@@ -144,12 +146,12 @@ def launch_run(
 ) -> str:
     """Build and store the ZIP, then start the run on Replicate; any failure fails the run."""
     try:
-        zip_url = _store_zip(conn, run, storage)
+        zip_url = _store_zip(conn, run, storage, settings.face_min_share)
         destination = replicate.ensure_model(f"sselfie-{run.trigger_word}")
         snapshot = replicate.create_training(
             destination=destination,
             training_input={
-                **settings.full_training_input(),
+                **trainer_inputs.training_input(replicate, settings),
                 "trigger_word": run.trigger_word,
                 "input_images": zip_url,
             },
@@ -187,7 +189,8 @@ def get_progress(
         _check_quiet_run(conn, quiet[0], settings)
         row = models.find_model(conn, user_id=user_id, model_id=model_id)
     model = models.model_json(row)
-    return {"status": model["status"], "progress": model["progress"], "model": model}
+    steps = models.training_steps(row)
+    return {"status": model["status"], "progress": model["progress"], **steps, "model": model}
 
 
 def _may_be_quiet(row: dict[str, Any], seconds: int) -> bool:
@@ -229,10 +232,11 @@ def _started_with_key(conn, user_id: str, key: str) -> StartedTraining | None:
 
 
 def _callers_uploads(conn, user_id: str, urls: list[str]) -> list[dict[str, Any]]:
-    """The caller's uploads for these URLs, each distinct picture once (by sha256)."""
+    """The caller's usable uploads for these URLs, each distinct picture once (by sha256);
+    photos the face check found unusable are left out, and named when fewer than 5 remain."""
     rows = conn.execute(
-        "SELECT id, url, storage_key, filename, sha256 FROM selfie_uploads"
-        " WHERE user_id = %s AND url = ANY(%s)",
+        "SELECT id, url, storage_key, filename, sha256, usable, unusable_reason"
+        " FROM selfie_uploads WHERE user_id = %s AND url = ANY(%s)",
         (user_id, urls),
     ).fetchall()
     by_url = {row["url"]: row for row in rows}
@@ -247,12 +251,21 @@ def _callers_uploads(conn, user_id: str, urls: list[str]) -> list[dict[str, Any]
             duplicates.append(f"{row['filename']} is the same picture as {first['filename']}")
     if duplicates:
         logger.info("identical photos counted once user=%s count=%s", user_id, len(duplicates))
-    if len(distinct) < MIN_IMAGES:  # only duplicates can get here: the URLs were distinct
+    # usable is NULL for uploads older than the face check: the ZIP builder checks those.
+    usable = [row for row in distinct.values() if row["usable"] is not False]
+    unusable = [
+        f"{row['filename']}: {row['unusable_reason']}"
+        for row in distinct.values()
+        if row["usable"] is False
+    ]
+    if unusable:
+        logger.info("unusable photos left out user=%s count=%s", user_id, len(unusable))
+    if len(usable) < MIN_IMAGES:  # the URLs were distinct: duplicates or unusable photos
         raise BadRequest(
-            f"At least 5 training images are required ({'; '.join(duplicates)})",
+            f"At least 5 training images are required ({'; '.join(duplicates + unusable)})",
             code="not_enough_images",
         )
-    return list(distinct.values())
+    return usable
 
 
 def _insert_pending_run(conn, user_id, request, uploads, parameters, idempotency_key, limit):
@@ -294,11 +307,14 @@ def _insert_pending_run(conn, user_id, request, uploads, parameters, idempotency
     raise AssertionError("no free trigger word after 5 tries")
 
 
-def _store_zip(conn: psycopg.Connection, run: PendingRun, storage: "Storage") -> str:
+def _store_zip(
+    conn: psycopg.Connection, run: PendingRun, storage: "Storage", min_face_share: float
+) -> str:
     key = f"{user_prefix(run.user_id)}/trainings/{run.id}.zip"
     sources = [SourceImage(u["filename"], u["storage_key"]) for u in run.uploads]
+    chunks = zip_chunks(sources, storage, min_face_share=min_face_share)
     try:
-        stored = storage.put_stream(key, zip_chunks(sources, storage), "application/zip")
+        stored = storage.put_stream(key, chunks, "application/zip")
     except DatasetError as error:
         storage.delete([key])  # a local backend may hold the part written before the failure
         raise BadGateway(f"Failed to create training ZIP: {error}", code="zip_failed") from error

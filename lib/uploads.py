@@ -18,6 +18,9 @@ EXTENSIONS = {
     "image/heic": ".heic",
 }
 MAX_FILES_PER_REQUEST = 50
+_UPLOAD_COLUMNS = (
+    "id, url, content_type, size, width, height, faces, face_share, usable, unusable_reason"
+)
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,10 @@ class Upload:
     size: int
     width: int
     height: int
+    faces: int | None  # None only for uploads recorded before the face check existed
+    faceShare: float | None
+    usable: bool | None
+    reason: str | None  # why it is not usable: "no face found", "2 faces", "face too small"
 
 
 def selfies_prefix(user_id: str) -> str:
@@ -48,9 +55,11 @@ def save_uploads(
     files: list[IncomingFile],
     storage: Storage,
     max_bytes: int,
+    min_face_share: float,
 ) -> list[Upload]:
-    """Check every file first, then store and record them all; any bad file changes nothing.
-    The same bytes uploaded again by the same user answer the upload they already made."""
+    """Check every file first, then store and record them all; any file that is not an image
+    changes nothing. A photo failing the face check is stored and recorded as unusable, saying
+    why. The same bytes uploaded again by the same user answer the upload they already made."""
     if not files:
         raise BadRequest("Send one or more images in parts named files", code="no_files")
     if len(files) > MAX_FILES_PER_REQUEST:
@@ -59,7 +68,9 @@ def save_uploads(
         )
     for file in files:
         check_size(file.filename, len(file.data), max_bytes)
-    checked = check_images((file.filename, file.data) for file in files)
+    checked = check_images(
+        ((file.filename, file.data) for file in files), min_face_share=min_face_share
+    )
     pairs = zip(files, checked, strict=True)
     return [_store(conn, user_id, file, info, storage) for file, info in pairs]
 
@@ -99,6 +110,7 @@ def record_upload(
     backend: str,
 ) -> Upload:
     """The selfie_uploads row for a stored object: inserted once, found again after that."""
+    faces = info.faces
     values = {
         "user_id": user_id,
         "backend": backend,
@@ -110,6 +122,10 @@ def record_upload(
         "width": info.width,
         "height": info.height,
         "sha256": sha256,
+        "faces": faces.faces if faces else None,
+        "face_share": faces.share if faces else None,
+        "usable": faces.usable if faces else None,
+        "reason": faces.reason if faces else None,
     }
     # UNIQUE (url) makes repeats (a re-upload, a callback delivered twice) meet the first row;
     # it is read in a second statement, whose snapshot sees a row committed meanwhile.
@@ -118,17 +134,17 @@ def record_upload(
             """
         INSERT INTO selfie_uploads
             (user_id, storage_backend, storage_key, url, filename, content_type, size,
-             width, height, sha256)
+             width, height, sha256, faces, face_share, usable, unusable_reason)
         VALUES (%(user_id)s, %(backend)s, %(key)s, %(url)s, %(filename)s, %(content_type)s,
-                %(size)s, %(width)s, %(height)s, %(sha256)s)
+                %(size)s, %(width)s, %(height)s, %(sha256)s, %(faces)s, %(face_share)s,
+                %(usable)s, %(reason)s)
         ON CONFLICT (url) DO NOTHING
-        RETURNING id, url, content_type, size, width, height
-        """,
+        RETURNING """
+            + _UPLOAD_COLUMNS,
             values,
         ).fetchone()
         or conn.execute(
-            "SELECT id, url, content_type, size, width, height FROM selfie_uploads WHERE url = %s",
-            (stored.url,),
+            f"SELECT {_UPLOAD_COLUMNS} FROM selfie_uploads WHERE url = %s", (stored.url,)
         ).fetchone()
     )
     return Upload(
@@ -138,6 +154,10 @@ def record_upload(
         row["size"],
         row["width"],
         row["height"],
+        row["faces"],
+        row["face_share"],
+        row["usable"],
+        row["unusable_reason"],
     )
 
 

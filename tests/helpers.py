@@ -1,14 +1,13 @@
 """What many tests do: sign in, make images, upload them, start a training, deliver webhooks."""
 
-import io
 import json
 import time
 import uuid
 from functools import cache
 
 import httpx
-from PIL import Image
 
+from dev.samples import selfie
 from dev.server import OPENAPI_DOCUMENT
 from dev.stack import DEV_JWT_SECRET
 from lib.auth import issue_token
@@ -24,13 +23,9 @@ class User:
         self.headers = {"Authorization": f"Bearer {issue_token(DEV_JWT_SECRET, user_id)}"}
 
 
-def jpeg(seed: int, size: tuple[int, int] = (640, 800)) -> bytes:
-    """A distinct real JPEG per seed."""
-    image = Image.new("RGB", size, ((seed * 53) % 256, (seed * 97) % 256, (seed * 31) % 256))
-    image.paste((255 - seed % 256, 20, 90), (seed % 200, seed % 300, seed % 200 + 200, 500))
-    out = io.BytesIO()
-    image.save(out, format="JPEG", quality=90)
-    return out.getvalue()
+def jpeg(seed: int) -> bytes:
+    """A distinct real selfie (one clear face) per seed."""
+    return selfie(seed)
 
 
 def upload_selfies(api: httpx.Client, user: User, count: int = 5) -> list[str]:

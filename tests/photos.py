@@ -1,7 +1,9 @@
 """Real photo files for intake tests, made with Pillow and pillow-heif, and ways to inspect them.
 
-Every good photo is an upright picture with a red marker at its top-left corner and a blue one
-at its top-right corner, so a wrong or missing EXIF rotation shows in the pixels.
+Every good photo is an upright portrait with a red marker at its top-left corner and a blue one
+at its top-right corner, so a wrong or missing EXIF rotation shows in the pixels. The face
+check's own cases (two faces, a small face, a cat, a landscape) are built from scikit-image's
+sample photos.
 """
 
 import io
@@ -10,6 +12,8 @@ import zlib
 
 from PIL import ExifTags, Image, ImageCms, ImageDraw
 from pillow_heif import register_heif_opener
+
+from dev.samples import astronaut, selfie
 
 register_heif_opener()
 
@@ -23,9 +27,15 @@ XMP = (
 
 
 def upright(size: tuple[int, int] = (900, 1200), seed: int = 0) -> Image.Image:
-    """A textured upright picture with the corner markers (textured: flat colour is unrealistic)."""
+    """An upright portrait (one face, big enough for the face check) on a textured background,
+    with the corner markers above it (textured: flat colour is unrealistic)."""
     noise = Image.effect_noise(size, 40).point(lambda v: v // 2 + seed % 64)
     picture = Image.merge("RGB", (noise, noise.rotate(90, expand=False), noise)).convert("RGB")
+    portrait = min(size) * 9 // 10
+    picture.paste(
+        astronaut().resize((portrait, portrait)),
+        ((size[0] - portrait) // 2, size[1] - portrait - min(size) // 20),
+    )
     side = min(size) // 6
     draw = ImageDraw.Draw(picture)
     draw.rectangle((0, 0, side, side), fill=RED)
@@ -76,13 +86,17 @@ def heic(seed: int = 1) -> bytes:
 
 
 def png_with_alpha(seed: int = 2) -> bytes:
-    """An RGBA PNG whose middle is fully transparent (hiding black pixels)."""
+    """An RGBA PNG with a fully transparent patch (hiding black pixels) below the face, around
+    the point ALPHA_HOLE (fractions of the width and height)."""
     picture = upright(seed=seed).convert("RGBA")
     width, height = picture.size
-    ImageDraw.Draw(picture).rectangle(
-        (width // 3, height // 3, 2 * width // 3, 2 * height // 3), fill=(0, 0, 0, 0)
-    )
+    x, y = ALPHA_HOLE
+    box = (width * (x - 0.15), height * (y - 0.08), width * (x + 0.15), height * (y + 0.08))
+    ImageDraw.Draw(picture).rectangle(box, fill=(0, 0, 0, 0))
     return encode(picture, "PNG")
+
+
+ALPHA_HOLE = (0.5, 0.85)
 
 
 def webp(seed: int = 3) -> bytes:
@@ -164,3 +178,59 @@ def is_upright(data: bytes) -> bool:
 
 def _near(pixel: tuple[int, ...], colour: tuple[int, int, int]) -> bool:
     return all(abs(a - b) < 60 for a, b in zip(pixel, colour, strict=False))
+
+
+# --- the face check's cases, from scikit-image's sample photos ---------------------------------
+
+
+def sample_photo(name: str, scale: float = 1.0) -> Image.Image:
+    """A scikit-image sample photo (shipped in its wheel), scaled."""
+    from skimage import data
+
+    picture = Image.fromarray(getattr(data, name)()).convert("RGB")
+    size = (round(picture.width * scale), round(picture.height * scale))
+    return picture.resize(size, Image.Resampling.LANCZOS)
+
+
+def one_face() -> bytes:
+    """The astronaut's head-and-shoulders portrait: one face, about a fifth of the picture."""
+    return encode(astronaut(), "JPEG", quality=90)
+
+
+def two_faces() -> bytes:
+    """Two astronauts side by side (the second mirrored): two faces of the same size."""
+    picture = Image.new("RGB", (1024, 512))
+    picture.paste(astronaut(), (0, 0))
+    picture.paste(astronaut().transpose(Image.Transpose.FLIP_LEFT_RIGHT), (512, 0))
+    return encode(picture, "JPEG", quality=90)
+
+
+def small_face() -> bytes:
+    """The astronaut shrunk into a corner of a big grey canvas: a face of about 6 %."""
+    picture = Image.new("RGB", (1024, 1024), (120, 140, 160))
+    picture.paste(astronaut().resize((410, 410)), (300, 300))
+    return encode(picture, "JPEG", quality=90)
+
+
+def sideways_face() -> bytes:
+    """A portrait stored turned 90° counter-clockwise with EXIF Orientation 6, as phones do."""
+    stored = Image.open(io.BytesIO(selfie(3))).transpose(Image.Transpose.ROTATE_90)
+    return encode(stored, "JPEG", quality=90, exif=phone_exif(6))
+
+
+def upside_down_face(orientation: int | None = 3) -> bytes:
+    """A portrait stored upside down, with EXIF Orientation 3 (or none: then it is seen upside
+    down, and BlazeFace finds no face in it)."""
+    stored = Image.open(io.BytesIO(selfie(4))).transpose(Image.Transpose.ROTATE_180)
+    exif = phone_exif(orientation) if orientation else Image.Exif()
+    return encode(stored, "JPEG", quality=90, exif=exif)
+
+
+def cat() -> bytes:
+    """Chelsea the cat, scaled to 902×600: no human face."""
+    return encode(sample_photo("chelsea", 2), "JPEG", quality=90)
+
+
+def landscape() -> bytes:
+    """A cup of coffee on a table, scaled to 900×600: no face at all."""
+    return encode(sample_photo("coffee", 1.5), "JPEG", quality=90)

@@ -13,7 +13,7 @@ REQUEST_LIMIT = 64 * 1024 * 1024
 
 
 def upload(request: Request) -> Response:
-    """Check each file is a real image, store it, and answer its URL and size."""
+    """Check each file is a real image, store it, and answer its URL, size and face verdict."""
     settings = get_settings()
     if request.method == "GET":
         user_id = authenticate(request, settings)
@@ -31,6 +31,7 @@ def upload(request: Request) -> Response:
             files=files,
             storage=get_storage(settings),
             max_bytes=settings.upload_max_bytes,
+            min_face_share=settings.face_min_share,
         )
     return json_response(uploads.as_json(saved))
 

@@ -67,3 +67,20 @@ def test_the_daily_limit_is_configurable(api, user, db, configure):
     finish_all_runs(db, user)
 
     assert start_training(api, user, urls).status_code == 429
+
+
+def test_a_retry_counts_against_the_same_daily_limit(api, user, db, configure):
+    configure(TRAINING_DAILY_LIMIT="1")
+    model_id = start_training(api, user, upload_selfies(api, user, 5)).json()["modelId"]
+    db.execute(
+        "UPDATE training_runs SET status = 'failed', status_rank = 3, completed_at = now()"
+        " WHERE user_id = %s",
+        (user.id,),
+    )
+
+    retry = api.post("/api/training/retry", json={"modelId": model_id}, headers=user.headers)
+
+    assert retry.status_code == 429
+    assert retry.json()["code"] == "quota_exceeded"
+    runs = db.execute("SELECT count(*) AS n FROM training_runs WHERE user_id = %s", (user.id,))
+    assert runs.fetchone()["n"] == 1

@@ -2,6 +2,7 @@
 
 import uuid
 
+from lib.images import check_image
 from lib.settings import get_settings
 from lib.storage import get_storage
 
@@ -28,3 +29,17 @@ def test_an_object_of_the_simulated_blob_store_is_served_to_the_browser(api):
 
 def test_a_missing_blob_is_404(api):
     assert api.get(f"/_dev/blob/dev-routes/{uuid.uuid4().hex}.webp").status_code == 404
+
+
+def test_sample_selfies_are_distinct_real_face_photos(api):
+    samples = [api.get(f"/_dev/samples/{n}.jpg") for n in range(5)]
+
+    assert all(s.status_code == 200 and s.headers["content-type"] == "image/jpeg" for s in samples)
+    assert len({s.content for s in samples}) == 5
+    for sample in samples:
+        info = check_image(sample.content, "sample.jpg", min_face_share=0.15)
+        assert info.faces is not None and info.faces.usable
+
+
+def test_a_sample_beyond_the_last_is_404(api):
+    assert api.get("/_dev/samples/50.jpg").status_code == 404

@@ -23,6 +23,7 @@ from PIL import Image
 from replicate.exceptions import ReplicateError
 from replicate.webhook import WebhookSigningSecret
 
+from dev import replicate_fixtures as fx
 from dev.replicate_emulator import ReplicateEmulator, sign
 
 TOKEN = "r8_test_token"
@@ -181,6 +182,43 @@ def test_trainer_version_has_a_training_schema_without_num_repeats(
     assert (props["lora_rank"]["minimum"], props["lora_rank"]["maximum"]) == (1, 128)
     assert props["resolution"] == {**props["resolution"], "type": "string"}
     assert schema["components"]["schemas"]["TrainingOutput"]["properties"]["weights"]["format"]
+
+
+def renamed_steps_schema() -> dict[str, Any]:
+    """The trainer's schema with `steps` renamed to `max_train_steps` (at most 100)."""
+    schema = fx.trainer_openapi_schema()
+    props = schema["components"]["schemas"]["TrainingInput"]["properties"]
+    props["max_train_steps"] = {**props.pop("steps"), "maximum": 100}
+    return schema
+
+
+def test_a_published_trainer_version_is_the_latest_and_checks_its_own_schema(
+    client: replicate.Client, emulator: ReplicateEmulator, destination: str
+) -> None:
+    vid = emulator.publish_trainer_version(renamed_steps_schema())
+
+    assert client.models.get(TRAINER).latest_version.id == vid
+    props = client.models.get(TRAINER).versions.get(vid).openapi_schema["components"]
+    assert "steps" not in props["schemas"]["TrainingInput"]["properties"]
+    too_many = {"input_images": ZIP_URL, "max_train_steps": 500}
+    on_new = client.trainings.create(
+        model=TRAINER, version=vid, input=too_many, destination=destination
+    )
+    on_old = start_training(client, emulator, input=too_many)
+    assert emulator.advance(on_new.id, "processing")["status"] == "failed"
+    assert emulator.advance(on_old.id, "processing")["status"] == "processing"
+
+
+def test_a_withdrawn_trainer_version_is_gone(
+    client: replicate.Client, emulator: ReplicateEmulator
+) -> None:
+    vid = emulator.publish_trainer_version(renamed_steps_schema())
+
+    emulator.withdraw_trainer_version(vid)
+
+    assert client.models.get(TRAINER).latest_version.id == emulator.trainer_version
+    with pytest.raises(ReplicateError, match="could not be found"):
+        client.models.get(TRAINER).versions.get(vid)
 
 
 def test_model_with_versions_cannot_be_deleted_until_its_version_is(

@@ -47,9 +47,10 @@ def test_the_gps_comment_does_not_leak_into_the_output():
 
 def test_transparent_areas_become_white():
     with Image.open(io.BytesIO(normalise(photos.png_with_alpha(), "alpha.png"))) as image:
-        centre = image.getpixel((image.width // 2, image.height // 2))
+        x, y = photos.ALPHA_HOLE
+        hole = image.getpixel((int(image.width * x), int(image.height * y)))
 
-    assert min(centre) > 240
+    assert min(hole) > 240
 
 
 def test_draft_and_full_decoding_give_the_same_picture_size():
@@ -90,7 +91,7 @@ def stored(storage, files):
 def test_the_zip_holds_flat_names_in_order_and_nothing_else(storage):
     files = [(f"p{i}.jpg", photos.rotated_jpeg_with_gps(seed=i)) for i in range(5)]
 
-    data = b"".join(zip_chunks(stored(storage, files), storage, workers=2))
+    data = b"".join(zip_chunks(stored(storage, files), storage, min_face_share=0.15, workers=2))
 
     with zipfile.ZipFile(io.BytesIO(data)) as reader:
         assert reader.namelist() == ["00.jpg", "01.jpg", "02.jpg", "03.jpg", "04.jpg"]
@@ -102,7 +103,7 @@ def test_identical_photos_go_into_the_zip_once(storage):
     same = photos.webp()
     files = [("a.webp", same), ("b.jpg", photos.rotated_jpeg_with_gps()), ("c.webp", same)]
 
-    data = b"".join(zip_chunks(stored(storage, files), storage))
+    data = b"".join(zip_chunks(stored(storage, files), storage, min_face_share=0.15))
 
     assert zipfile.ZipFile(io.BytesIO(data)).namelist() == ["00.jpg", "01.jpg"]
 
@@ -115,11 +116,22 @@ def test_every_unusable_photo_is_named_after_all_were_tried(storage):
     ]
 
     with pytest.raises(DatasetError, match=r"notes\.jpg \(not an image.*cut\.jpg \(damaged"):
-        b"".join(zip_chunks(stored(storage, files), storage))
+        b"".join(zip_chunks(stored(storage, files), storage, min_face_share=0.15))
 
 
 def test_a_photo_missing_from_storage_is_named(storage):
     sources = [SourceImage("gone.jpg", "u/never-stored")]
 
     with pytest.raises(DatasetError, match=r"gone\.jpg \(it could not be read from storage\)"):
-        b"".join(zip_chunks(sources, storage))
+        b"".join(zip_chunks(sources, storage, min_face_share=0.15))
+
+
+def test_the_face_check_runs_again_on_every_photo_of_the_zip(storage):
+    files = [
+        ("me.jpg", photos.one_face()),
+        ("cat.jpg", photos.cat()),
+        ("two.jpg", photos.two_faces()),
+    ]
+
+    with pytest.raises(DatasetError, match=r"^cat\.jpg \(no face found\); two\.jpg \(2 faces\)$"):
+        b"".join(zip_chunks(stored(storage, files), storage, min_face_share=0.15))

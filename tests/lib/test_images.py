@@ -3,7 +3,7 @@
 import pytest
 
 from lib.errors import BadRequest
-from lib.images import ImageInfo, ImageRefused, check_image, check_images
+from lib.images import ImageRefused, check_image, check_images
 from tests import photos
 
 
@@ -19,7 +19,10 @@ from tests import photos
     ],
 )
 def test_real_photos_pass_and_report_their_size_as_seen(make, content_type, size):
-    assert check_image(make(), "photo") == ImageInfo(content_type, *size)
+    info = check_image(make(), "photo", min_face_share=0.15)
+
+    assert (info.content_type, info.width, info.height) == (content_type, *size)
+    assert info.faces is not None and info.faces.usable
 
 
 @pytest.mark.parametrize(
@@ -36,7 +39,7 @@ def test_real_photos_pass_and_report_their_size_as_seen(make, content_type, size
 )
 def test_unusable_files_are_refused_with_their_reason(data, reason):
     with pytest.raises(ImageRefused, match=reason) as refused:
-        check_image(data, "selfie.jpg")
+        check_image(data, "selfie.jpg", min_face_share=0.15)
 
     assert refused.value.name == "selfie.jpg"
 
@@ -44,7 +47,7 @@ def test_unusable_files_are_refused_with_their_reason(data, reason):
 def test_a_bomb_below_pillows_own_error_threshold_is_refused_not_warned_about():
     # 120 MP: Pillow itself only warns between its limit and twice its limit.
     with pytest.raises(ImageRefused, match="megapixels"):
-        check_image(photos.bomb_png(12_000, 10_000), "bomb.png")
+        check_image(photos.bomb_png(12_000, 10_000), "bomb.png", min_face_share=0.15)
 
 
 def test_one_error_names_every_refused_file_and_why():
@@ -57,7 +60,7 @@ def test_one_error_names_every_refused_file_and_why():
     with pytest.raises(
         BadRequest, match=r"notes\.jpg \(not an image.*small\.jpg \(100×100"
     ) as error:
-        check_images(files)
+        check_images(files, min_face_share=0.15)
 
     assert error.value.code == "invalid_image"
     assert "good.jpg" not in error.value.message

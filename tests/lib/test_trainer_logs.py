@@ -25,7 +25,7 @@ def test_decoy_bars_before_training_are_not_progress():
 def test_the_latest_trainer_line_wins():
     logs = HEAD + bar(0) + bar(120) + bar(370)
 
-    assert parse_progress(logs) == TrainerProgress(step=370, total_steps=1000)
+    assert parse_progress(logs) == TrainerProgress(step=370, total_steps=1000, eta_seconds=630)
 
 
 def test_a_real_line_from_a_flux_training_parses():
@@ -34,7 +34,25 @@ def test_a_real_line_from_a_flux_training_parses():
         "[43:27<09:04,  1.05s/it, lr: 4.0e-04 loss: 2.472e-01]"
     )
 
-    assert parse_progress(line) == TrainerProgress(step=2482, total_steps=3000)
+    assert parse_progress(line) == TrainerProgress(step=2482, total_steps=3000, eta_seconds=544)
+
+
+def test_the_first_line_has_a_step_and_a_total_but_no_eta_yet():
+    line = "flux_train_replicate:   0%|          | 0/1000 [00:00<?, ?it/s]\n"
+
+    assert parse_progress(HEAD + line) == TrainerProgress(0, 1000, eta_seconds=None)
+
+
+def test_an_eta_of_an_hour_or_more_has_hours():
+    line = "flux_train_replicate:  10%|█         | 400/4000 [09:10<1:22:31,  1.37s/it]\n"
+
+    assert parse_progress(line) == TrainerProgress(400, 4000, eta_seconds=4951)
+
+
+def test_a_line_cut_before_its_times_still_gives_the_step():
+    line = "flux_train_replicate:  37%|███▋      | 370/1000"
+
+    assert parse_progress(line) == TrainerProgress(370, 1000, eta_seconds=None)
 
 
 def test_percent_is_whole_and_held_below_100_until_success():
