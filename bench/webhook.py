@@ -24,7 +24,7 @@ import httpx
 import psycopg
 
 from bench.local import new_training, start_local_stack
-from dev import replicate_fixtures as fx
+from dev.replicate_emulator import fixtures as fx
 from lib.trainer_logs import _TRAINER_LINE, parse_progress
 from tests.helpers import deliver, signed_delivery
 

@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from dev import replicate_fixtures as fx
+from dev.replicate_emulator import fixtures as fx
 from tests.helpers import User, start_training, upload_selfies
 
 TRAINER = "ostris/flux-dev-lora-trainer"

@@ -23,8 +23,8 @@ from PIL import Image
 from replicate.exceptions import ReplicateError
 from replicate.webhook import WebhookSigningSecret
 
-from dev import replicate_fixtures as fx
 from dev.replicate_emulator import ReplicateEmulator, sign
+from dev.replicate_emulator import fixtures as fx
 
 TOKEN = "r8_test_token"
 OWNER = "sselfie-dev"
