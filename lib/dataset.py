@@ -22,6 +22,7 @@ from lib.images import ImageRefused, decode, orientation, turned
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
+    from threading import Semaphore
 
     from PIL import Image
 
@@ -31,10 +32,11 @@ logger = logging.getLogger(__name__)
 
 MAX_SHORT_SIDE = 1024
 JPEG_QUALITY = 92
-# Enough threads to keep two cores busy while others wait on downloads; each holds one photo
-# (~30 MB while decoding a 12 MP JPEG), so 2 saves ~40 MB of peak memory for ~30 % more time
-# (bench.zip).
+# Threads fetch photos (mostly waiting on the network) but at most DECODERS of them decode at
+# once: a 12 MP JPEG needs ~25 MB while it is decoded and resized, a fetched one only its bytes,
+# so downloads overlap the decoding of two cores without a third decode's memory (bench.zip).
 WORKERS = 3
+DECODERS = 2
 
 
 @dataclass(frozen=True)
@@ -62,13 +64,15 @@ def _normalised(data: bytes, name: str, *, draft: bool = True) -> "Image.Image":
     from PIL import Image
 
     image, _ = decode(data, name, short_side=MAX_SHORT_SIDE if draft else None)
+    turn, icc = orientation(image), image.info.get("icc_profile")
     flat = _flatten(image)
+    del image  # the decoded photo is freed as soon as its smaller copy exists
     scale = MAX_SHORT_SIDE / min(flat.size)
     if scale < 1:
         size = (round(flat.width * scale), round(flat.height * scale))
         flat = flat.resize(size, Image.Resampling.LANCZOS)
     # Rotating after the resize turns a small picture instead of a 12 MP one.
-    return _in_srgb(turned(flat, orientation(image)), image)
+    return _in_srgb(turned(flat, turn), icc)
 
 
 def _jpeg(picture: "Image.Image") -> bytes:
@@ -78,12 +82,11 @@ def _jpeg(picture: "Image.Image") -> bytes:
     return out.getvalue()
 
 
-def _in_srgb(picture: "Image.Image", original: "Image.Image") -> "Image.Image":
+def _in_srgb(picture: "Image.Image", icc: bytes | None) -> "Image.Image":
     """Colours moved into sRGB when the photo has another profile (iPhones shoot Display P3):
     the ZIP's JPEGs carry no profile, so trainers read them as sRGB."""
     from PIL import ImageCms
 
-    icc = original.info.get("icc_profile")
     if not icc:
         return picture
     try:
@@ -120,7 +123,10 @@ def zip_chunks(
     archive = StoredZip()
     refused: list[ImageRefused] = []
     seen: set[str] = set()
-    prepare = partial(_prepare, storage=storage, min_face_share=min_face_share)
+    from threading import BoundedSemaphore  # not on the progress function's path
+
+    decoding = BoundedSemaphore(min(DECODERS, workers))
+    prepare = partial(_prepare, storage=storage, min_face_share=min_face_share, decoding=decoding)
     for source, result in _in_order(images, prepare, workers):
         if isinstance(result, ImageRefused):
             refused.append(result)
@@ -138,24 +144,39 @@ def zip_chunks(
 
 
 def _prepare(
-    source: SourceImage, *, storage: "Storage", min_face_share: float | None
+    source: SourceImage,
+    *,
+    storage: "Storage",
+    min_face_share: float | None,
+    decoding: "Semaphore",
 ) -> tuple[str, bytes] | ImageRefused:
     """Fetch, normalise and face-check one photo: (sha256 of the original, JPEG) or why it is
     refused."""
     try:
-        data = b"".join(storage.stream(source.key))
+        digest, data = _fetch(storage, source.key)
     except ApiError as error:
         logger.warning("photo unreadable key=%s code=%s", source.key, error.code)
         return ImageRefused(source.name, "it could not be read from storage")
-    try:
-        picture = _normalised(data, source.name)
-    except ImageRefused as refusal:
-        return refusal
-    if min_face_share is not None:
-        verdict = face_check.check(picture, min_face_share)
-        if not verdict.usable:
-            return ImageRefused(source.name, str(verdict.reason))
-    return hashlib.sha256(data).hexdigest(), _jpeg(picture)
+    with decoding:
+        try:
+            picture = _normalised(data, source.name)
+        except ImageRefused as refusal:
+            return refusal
+        del data
+        if min_face_share is not None:
+            verdict = face_check.check(picture, min_face_share)
+            if not verdict.usable:
+                return ImageRefused(source.name, str(verdict.reason))
+        return digest, _jpeg(picture)
+
+
+def _fetch(storage: "Storage", key: str) -> tuple[str, bytes]:
+    """(sha256, bytes) of a stored object, read once: no list of chunks joined into a copy."""
+    digest, buffer = hashlib.sha256(), io.BytesIO()
+    for chunk in storage.stream(key):
+        digest.update(chunk)
+        buffer.write(chunk)
+    return digest.hexdigest(), buffer.getvalue()  # hands over BytesIO's own bytes, no copy
 
 
 def _in_order[T, R](

@@ -22,8 +22,9 @@ logger = logging.getLogger(__name__)
 
 
 CHUNK_SIZE = 64 * 1024
-# Blob's multipart parts must be at least 5 MiB (except the last).
-PART_SIZE = 8 * 1024 * 1024
+# Multipart parts must be at least 5 MiB (except the last); the minimum keeps the fewest bytes
+# buffered while a ZIP streams out.
+PART_SIZE = 5 * 1024 * 1024
 
 
 @dataclass(frozen=True)
