@@ -12,11 +12,10 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from lib import models, polling, quotas, reconcile, trainer_inputs
-from lib.dataset import DatasetError, SourceImage, zip_chunks
 from lib.errors import ApiError, BadGateway, BadRequest, Conflict, Unprocessable
 from lib.paths import user_prefix
 from lib.settings import RECORDED_ONLY_PARAMETERS, Settings, is_loopback_url
-from lib.training_events import TERMINAL_RANK, apply_snapshot, end_run
+from lib.training_events import MAX_URL_LENGTH, TERMINAL_RANK, apply_snapshot, end_run
 
 if TYPE_CHECKING:  # both pull in httpx; the progress function must not pay for it
     from lib.replicate import Replicate
@@ -25,7 +24,6 @@ if TYPE_CHECKING:  # both pull in httpx; the progress function must not pay for 
 logger = logging.getLogger(__name__)
 
 MIN_IMAGES, MAX_IMAGES = 5, 50
-MAX_URL_LENGTH = 2048
 IDEMPOTENCY_KEY_PATTERN = r"[!-~]{1,200}"  # printable ASCII, no spaces
 TEXT_LIMITS = {"modelName": 100, "modelType": 40, "gender": 40}
 # PostgreSQL refuses NUL in text; no control character belongs in a name either.
@@ -310,6 +308,9 @@ def _insert_pending_run(conn, user_id, request, uploads, parameters, idempotency
 def _store_zip(
     conn: psycopg.Connection, run: PendingRun, storage: "Storage", min_face_share: float
 ) -> str:
+    # Here, not at the top: the progress function imports this module and never builds a ZIP.
+    from lib.dataset import DatasetError, SourceImage, zip_chunks
+
     key = f"{user_prefix(run.user_id)}/trainings/{run.id}.zip"
     sources = [SourceImage(u["filename"], u["storage_key"]) for u in run.uploads]
     chunks = zip_chunks(sources, storage, min_face_share=min_face_share)
