@@ -1,23 +1,31 @@
 """The progress endpoint under 50 concurrent pollers, against asking Replicate on every poll.
 
-Both endpoints answer the same JSON for the same mid-training model through the local server
-on real PostgreSQL. Ours reads the database (Replicate only for quiet runs); the baseline, the
-usual poll-only design, asks the Replicate emulator (--latency, default 150 ms, like
-api.replicate.com from a function) on every request and applies the answer. The pollers run in
-a separate process (its own GIL), each phase lasts --seconds, phases alternate --runs times.
-A third endpoint only takes a database connection (as every function does) and runs `SELECT 1`: the
-ceiling any database-backed endpoint reaches on this machine.
-Reported: requests per second (median and min of the runs), p50 and p99 latency, Replicate
-calls per poll, and the ratio of our median throughput to the baseline's.
+Both endpoints answer the same JSON for the same mid-training model on real PostgreSQL. Ours
+(through the Vercel-style router) reads the database, asking Replicate only for quiet runs; the
+baseline, the usual poll-only design, asks the Replicate emulator (--latency, default 150 ms,
+like api.replicate.com from a function) on every request and applies the answer. A third endpoint
+only takes a pooled connection and runs `SELECT 1`: the ceiling of any database-backed endpoint.
+
+Each endpoint is served by waitress (a production WSGI server: keep-alive, one worker thread per
+pooled connection) or, with `--server dev`, by `make dev`'s werkzeug server (a connection and a
+thread per request). wrk (C; `apt-get install wrk`) holds --pollers keep-alive connections for
+--seconds per phase; phases alternate --runs times, so drift in load hits every endpoint alike.
+Reported: requests per second (median and min of the runs), p50 and p99 latency (medians of the
+runs), Replicate calls per poll, and the ratio of our median throughput to the baseline's.
 
     TEST_DATABASE_URL=postgresql://... .venv/bin/python -m bench.progress --runs 3
 """
 
 import argparse
-import multiprocessing
+import json
+import logging
+import shutil
 import statistics
+import subprocess
+import sys
 import threading
-import time
+from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 
@@ -30,6 +38,7 @@ from lib.replicate import Replicate
 from lib.settings import get_settings
 from lib.training_events import apply_snapshot
 
+WRK_SUMMARY = Path(__file__).with_name("wrk_summary.lua")
 _replicate: list[Replicate] = []  # one client for the process, built on the first request
 
 
@@ -57,91 +66,94 @@ def connect_only(request: Request) -> Response:
     return json_response({})
 
 
-def poll(url: str, headers: dict[str, str], pollers: int, seconds: float) -> list[float]:
-    """Latencies of every answer `pollers` threads got from `url` within `seconds`."""
-    latencies: list[float] = []
-    lock = threading.Lock()
-    stop_at = time.perf_counter() + seconds
+def serve_with_waitress(app: Callable) -> str:
+    """Serve `app` with waitress on a daemon thread; its base URL."""
+    import waitress
 
-    def poller() -> None:
-        mine = []
-        with httpx.Client(headers=headers, timeout=30) as client:
-            while (began := time.perf_counter()) < stop_at:
-                response = client.get(url)
-                mine.append(time.perf_counter() - began)
-                assert response.status_code == 200, response.text
-        with lock:
-            latencies.extend(mine)
-
-    threads = [threading.Thread(target=poller) for _ in range(pollers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return latencies
+    logging.getLogger("waitress").setLevel(logging.ERROR)  # no "task queue depth" warnings
+    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=database.POOL_MAX_SIZE)
+    threading.Thread(target=server.run, daemon=True, name="waitress").start()
+    return f"http://127.0.0.1:{server.effective_port}"
 
 
-def percentile(values: list[float], fraction: float) -> float:
-    """The value below which `fraction` of the sorted values lie."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+def serve_with_dev_server(app: Callable) -> str:
+    """Serve `app` with make dev's werkzeug server; its base URL."""
+    return f"http://127.0.0.1:{serve(app).port}"
+
+
+SERVERS = {"waitress": serve_with_waitress, "dev": serve_with_dev_server}
+
+
+def poll(url: str, headers: dict[str, str], pollers: int, seconds: int) -> dict:
+    """wrk's summary of `pollers` keep-alive connections polling `url` for `seconds`."""
+    command = ["wrk", f"-t{min(pollers, 2)}", f"-c{pollers}", f"-d{seconds}s", "-s", WRK_SUMMARY]
+    for name, value in headers.items():
+        command += ["-H", f"{name}: {value}"]
+    output = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+    summary = json.loads(output.strip().splitlines()[-1])
+    if summary["non_2xx"] or summary["socket_errors"]:
+        sys.exit(f"errors while polling {url}: {summary}")
+    return summary
 
 
 def main() -> None:
-    """Measure both endpoints in alternating phases and print the comparison."""
+    """Measure the three endpoints in alternating phases and print the comparison."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--pollers", type=int, default=50, help="concurrent pollers")
-    parser.add_argument("--seconds", type=float, default=8.0, help="length of each phase")
+    parser.add_argument("--seconds", type=int, default=8, help="length of each phase")
     parser.add_argument("--runs", type=int, default=3, help="phases per endpoint")
     parser.add_argument("--latency", type=float, default=0.15, help="Replicate latency (s)")
+    parser.add_argument("--server", choices=SERVERS, default="waitress", help="WSGI server")
     args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("bench.progress drives the pollers with wrk: apt-get install wrk")
 
     stack = start_local_stack(PROGRESS_POLL_SECONDS="3600")  # a live run, never quiet here
-    baseline = serve(endpoint(ask_replicate_every_time, "GET"))
-    ceiling = serve(endpoint(connect_only, "GET"))
     try:
         with httpx.Client(base_url=stack.url, timeout=30) as api:
             user, body = new_training(api)
         stack.replicate.advance(body["trainingId"], "processing", step=500)
         stack.replicate.wait_for_deliveries()
         stack.replicate.latency = args.latency
+        serve_app = SERVERS[args.server]
         query = f"?modelId={body['modelId']}"
         urls = {
-            "ours": f"{stack.url}/api/training/progress{query}",
-            "baseline": f"http://127.0.0.1:{baseline.port}/{query}",
-            "ceiling": f"http://127.0.0.1:{ceiling.port}/",
+            "ours": f"{serve_app(stack.server.app)}/api/training/progress{query}",
+            "baseline": f"{serve_app(endpoint(ask_replicate_every_time, 'GET'))}/{query}",
+            "ceiling": f"{serve_app(endpoint(connect_only, 'GET'))}/",
         }
-        samples: dict[str, list[list[float]]] = {name: [] for name in urls}
+        phases: dict[str, list[dict]] = {name: [] for name in urls}
         calls = dict.fromkeys(urls, 0)
-        with multiprocessing.get_context("spawn").Pool(1) as pool:
-            for _ in range(args.runs):  # alternating, so drift in load hits both alike
-                for name, url in urls.items():
-                    before = len(stack.replicate.requests)
-                    latencies = pool.apply(poll, (url, user.headers, args.pollers, args.seconds))
-                    samples[name].append(latencies)
-                    calls[name] += len(stack.replicate.requests) - before
+        for _ in range(args.runs):
+            for name, url in urls.items():
+                before = len(stack.replicate.requests)
+                phases[name].append(poll(url, user.headers, args.pollers, args.seconds))
+                calls[name] += len(stack.replicate.requests) - before
     finally:
-        baseline.shutdown()
-        ceiling.shutdown()
         stack.close()
+    report(phases, calls, args)
 
-    print(f"progress under {args.pollers} pollers, {args.runs} x {args.seconds:.0f} s phases,")
-    print(f"Replicate latency {args.latency * 1000:.0f} ms")
+
+def report(phases: dict[str, list[dict]], calls: dict[str, int], args: argparse.Namespace) -> None:
+    """The table of throughput, latency and Replicate calls, and ours ÷ baseline."""
+    print(f"progress under {args.pollers} pollers, {args.runs} x {args.seconds} s phases,")
+    print(f"Replicate latency {args.latency * 1000:.0f} ms, served by {args.server}")
     print(
         f"{'endpoint':<10}{'median rps':>11}{'min rps':>9}{'p50 ms':>8}{'p99 ms':>8}"
         f"{'Replicate calls/poll':>22}"
     )
     throughput = {}
-    for name, runs in samples.items():
-        rates = [len(latencies) / args.seconds for latencies in runs]
-        everything = [value for latencies in runs for value in latencies]
+    for name, runs in phases.items():
+        rates = [run["requests"] / run["seconds"] for run in runs]
         throughput[name] = statistics.median(rates)
+        p50 = statistics.median(run["p50_us"] for run in runs) / 1000
+        p99 = statistics.median(run["p99_us"] for run in runs) / 1000
+        polls = sum(run["requests"] for run in runs)
         print(
-            f"{name:<10}{throughput[name]:>11.0f}{min(rates):>9.0f}"
-            f"{percentile(everything, 0.5) * 1000:>8.1f}{percentile(everything, 0.99) * 1000:>8.1f}"
-            f"{calls[name] / len(everything):>22.2f}"
+            f"{name:<10}{throughput[name]:>11.0f}{min(rates):>9.0f}{p50:>8.1f}{p99:>8.1f}"
+            f"{calls[name] / polls:>22.2f}"
         )
     print(f"ours / baseline throughput: {throughput['ours'] / throughput['baseline']:.1f}x")
 

@@ -2,9 +2,11 @@
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from weakref import WeakKeyDictionary
 
 import psycopg
 from psycopg.rows import dict_row
@@ -23,8 +25,12 @@ _migrate_lock = threading.Lock()
 POOL_MAX_SIZE = 10
 POOL_MAX_IDLE_SECONDS = 60
 CONNECT_TIMEOUT_SECONDS = 10
+# A connection back in the pool for longer than this is checked (one round trip) before it is
+# handed out; one used just now is not, so a busy instance pays one round trip per query, not two.
+CHECK_AFTER_IDLE_SECONDS = 1.0
 _pools: dict[str, ConnectionPool] = {}
 _pools_lock = threading.Lock()
+_returned_at: WeakKeyDictionary[psycopg.Connection, float] = WeakKeyDictionary()
 
 
 @contextmanager
@@ -56,8 +62,8 @@ def _pool(url: str) -> ConnectionPool:
                 max_idle=POOL_MAX_IDLE_SECONDS,  # give idle server connections back quickly
                 timeout=CONNECT_TIMEOUT_SECONDS,
                 reconnect_timeout=CONNECT_TIMEOUT_SECONDS,
-                # A frozen instance's connections may have died while it slept.
-                check=ConnectionPool.check_connection,
+                check=_check_if_idle,
+                reset=_note_returned,
                 kwargs={
                     "row_factory": dict_row,
                     "autocommit": True,
@@ -70,6 +76,17 @@ def _pool(url: str) -> ConnectionPool:
                 name="sselfie",
             )
         return _pools[url]
+
+
+def _note_returned(conn: psycopg.Connection) -> None:
+    _returned_at[conn] = time.time()
+
+
+def _check_if_idle(conn: psycopg.Connection) -> None:
+    # Wall-clock time, not monotonic: a frozen instance's connections may have died while it
+    # slept, and that sleep must count as idle time.
+    if time.time() - _returned_at.get(conn, 0.0) > CHECK_AFTER_IDLE_SECONDS:
+        ConnectionPool.check_connection(conn)
 
 
 def close_pools() -> None:
