@@ -25,6 +25,7 @@ import psycopg
 
 from bench.local import new_training, start_local_stack
 from dev.replicate_emulator import fixtures as fx
+from lib.database import close_pools
 from lib.trainer_logs import _TRAINER_LINE, parse_progress
 from tests.helpers import deliver, signed_delivery
 
@@ -76,7 +77,9 @@ def one_training(api: httpx.Client, stack, db, events: int, max_bytes: int) -> d
 
 
 def _updates(db: psycopg.Connection) -> int:
-    # Statistics arrive when each request's backend exits; give them a moment, read afresh.
+    # A backend reports its statistics when it exits: close the pool's, give them a moment,
+    # read afresh.
+    close_pools()
     time.sleep(1.0)
     db.execute("SELECT pg_stat_clear_snapshot()")
     row = db.execute(

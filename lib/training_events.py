@@ -2,7 +2,8 @@
 
 The state only moves forward (pending < starting < processing < terminal), progress and the
 trainer's step never go down, a terminal state is never overwritten, and a row is written only
-when something the user can see changes (status, progress, or the step with its ETA).
+when something the user can see changes: the status or the percentage at once, the step with its
+ETA alone at most once per poll interval.
 """
 
 import json
@@ -35,6 +36,9 @@ REPLICATE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 # "owner/name:version" as Replicate reports a pushed version.
 VERSION_REF = re.compile(r"([A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}):([A-Za-z0-9]{1,128})")
 MAX_URL_LENGTH = 2048
+# The frontend polls every 5 s: a step that moved sooner after the last write would never be seen,
+# and Replicate sends logs webhooks up to twice a second, so writing each one would multiply writes.
+STEP_WRITE_SECONDS = 5
 
 
 @dataclass(frozen=True)
@@ -132,7 +136,10 @@ def apply_snapshot(
                OR (r.id = %(run_id)s AND r.replicate_training_id IS NULL))
           AND r.status_rank < 3
           AND (%(rank)s > r.status_rank OR %(progress)s > r.progress
-               OR %(step)s > coalesce(r.step, -1))
+               OR (%(step)s > coalesce(r.step, -1)
+                   AND (r.step IS NULL
+                        OR coalesce(r.last_event_at, r.created_at)
+                           < now() - make_interval(secs => %(step_every)s))))
         RETURNING r.id, r.model_id, r.status, r.progress
         """,
         {
@@ -144,6 +151,7 @@ def apply_snapshot(
             "step": trainer.step if trainer else None,
             "total_steps": trainer.total_steps if trainer else None,
             "eta": trainer.eta_seconds if trainer else None,
+            "step_every": STEP_WRITE_SECONDS,
             "error": _error_text(snapshot),
             "logs_tail": logs_tail(logs),
             "started_at": _moment(snapshot.get("started_at")),

@@ -1,6 +1,7 @@
 """Progress with the trainer's own step, total and time left, read from its progress line."""
 
-from tests.helpers import start_training, upload_selfies
+from lib.training_events import STEP_WRITE_SECONDS
+from tests.helpers import go_quiet, start_training, upload_selfies
 
 # The emulator's trainer runs at 1.35 s/it: at 370/1000 tqdm prints [08:19<14:10, …].
 ETA_AT_370 = 850
@@ -52,19 +53,37 @@ def test_the_eta_is_the_trainers_own_estimate(api, stack, user):
     assert steps(progress) == (370, 1000, ETA_AT_370)
 
 
-def test_a_new_step_is_written_even_when_the_percentage_stays(api, stack, user, db):
+def stored_step(db, body):
+    return db.execute(
+        "SELECT step, eta_seconds FROM training_runs WHERE replicate_training_id = %s",
+        (body["trainingId"],),
+    ).fetchone()
+
+
+def test_a_new_step_is_written_when_the_last_write_is_a_poll_interval_old(api, stack, user, db):
     body = started(api, user)
     progress_at(api, stack, user, body, step=370)
+    go_quiet(db, body["trainingId"], seconds=STEP_WRITE_SECONDS + 1)
 
     progress = progress_at(api, stack, user, body, step=371)
 
     assert progress["progress"] == 37
     assert steps(progress)[0] == 371
-    row = db.execute(
-        "SELECT step, eta_seconds FROM training_runs WHERE replicate_training_id = %s",
-        (body["trainingId"],),
-    ).fetchone()
-    assert row == {"step": 371, "eta_seconds": 849}
+    assert stored_step(db, body) == {"step": 371, "eta_seconds": 849}
+
+
+def test_a_new_step_sooner_than_a_poll_interval_waits_unless_the_percentage_moves(
+    api, stack, user, db
+):
+    body = started(api, user)
+    progress_at(api, stack, user, body, step=370)
+
+    unseen = progress_at(api, stack, user, body, step=371)
+    moved = progress_at(api, stack, user, body, step=380)
+
+    assert (unseen["progress"], steps(unseen)[0]) == (37, 370)
+    assert (moved["progress"], steps(moved)[0]) == (38, 380)
+    assert stored_step(db, body)["step"] == 380
 
 
 def test_a_completed_training_has_no_time_left(api, stack, user):
