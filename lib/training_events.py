@@ -36,8 +36,8 @@ REPLICATE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 # "owner/name:version" as Replicate reports a pushed version.
 VERSION_REF = re.compile(r"([A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}):([A-Za-z0-9]{1,128})")
 MAX_URL_LENGTH = 2048
-# The frontend polls every 5 s: a step that moved sooner after the last write would never be seen,
-# and Replicate sends logs webhooks up to twice a second, so writing each one would multiply writes.
+# The frontend polls every 5 s, Replicate sends logs webhooks up to twice a second: a step that
+# moved alone is worth one write per poll, not one per webhook.
 STEP_WRITE_SECONDS = 5
 
 
