@@ -38,7 +38,7 @@ JPEG_QUALITY = 92
 # on two cores while the photos waiting for it cost no memory (bench.zip).
 WORKERS = 3
 DECODERS = 2
-BAND_ROWS = 128  # output rows resized at once: ~1 MB of first pass instead of 8 MB
+BAND_ROWS = 64  # output rows resized at once: ~0.5 MB of first pass instead of 8 MB
 
 
 @dataclass(frozen=True)
