@@ -202,16 +202,25 @@ def _prepare(
         except ApiError as error:
             logger.warning("photo unreadable key=%s code=%s", source.key, error.code)
             return ImageRefused(source.name, "it could not be read from storage")
+        # Released only after _training_jpeg returned, so its pixels are freed by then.
         with stages.photos:
-            try:
-                picture = _normalised(photo, source.name, stages=stages)
-            except ImageRefused as refusal:
-                return refusal
-            if min_face_share is not None:
-                verdict = face_check.check(picture, min_face_share)
-                if not verdict.usable:
-                    return ImageRefused(source.name, str(verdict.reason))
-            return digest, _jpeg(picture)
+            made = _training_jpeg(photo, source.name, min_face_share=min_face_share, stages=stages)
+        return made if isinstance(made, ImageRefused) else (digest, made)
+
+
+def _training_jpeg(
+    photo: IO[bytes], name: str, *, min_face_share: float | None, stages: _Stages
+) -> bytes | ImageRefused:
+    """The photo as the ZIP's JPEG, or why it cannot be one (the checks, then the face check)."""
+    try:
+        picture = _normalised(photo, name, stages=stages)
+    except ImageRefused as refusal:
+        return refusal
+    if min_face_share is not None:
+        verdict = face_check.check(picture, min_face_share)
+        if not verdict.usable:
+            return ImageRefused(name, str(verdict.reason))
+    return _jpeg(picture)
 
 
 def _fetch(storage: "Storage", key: str, into: IO[bytes]) -> str:
