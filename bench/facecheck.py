@@ -77,7 +77,7 @@ def check_without_draft(data: bytes) -> None:
     from lib import face_check
     from lib.images import decode, orientation, turned
 
-    image, _ = decode(data, "selfie.jpg", short_side=None)
+    image, _ = decode(io.BytesIO(data), "selfie.jpg", short_side=None)
     face_check.check(turned(image, orientation(image)), MIN_SHARE)
 
 

@@ -1,20 +1,22 @@
 """The training ZIP: clean, upright JPEGs with flat names, streamed to storage as it is built.
 
-Each selfie is fetched and normalised in a small thread pool (Pillow releases the GIL while it
-decodes, resizes and encodes), and the archive is yielded entry by entry, so memory holds a few
-photos at a time rather than every photo plus the whole ZIP.
+Each selfie is fetched into a temporary file and normalised in a small thread pool (Pillow
+releases the GIL while it decodes, resizes and encodes), and the archive is yielded entry by
+entry, so memory holds at most two decoded photos rather than every photo plus the whole ZIP.
 """
 
 import hashlib
 import io
 import logging
 import struct
+import tempfile
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Self
 
 from lib import face_check
 from lib.errors import ApiError
@@ -22,7 +24,6 @@ from lib.images import ImageRefused, decode, orientation, turned
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
-    from threading import Semaphore
 
     from PIL import Image
 
@@ -32,11 +33,36 @@ logger = logging.getLogger(__name__)
 
 MAX_SHORT_SIDE = 1024
 JPEG_QUALITY = 92
-# Threads fetch photos (mostly waiting on the network) but at most DECODERS of them decode at
-# once: a 12 MP JPEG needs ~25 MB while it is decoded and resized, a fetched one only its bytes,
-# so downloads overlap the decoding of two cores without a third decode's memory (bench.zip).
+# Threads fetch photos (mostly waiting on the network) into temporary files, and at most
+# DECODERS of them hold decoded pixels at once (see _Stages), so downloads overlap the decoding
+# on two cores while the photos waiting for it cost no memory (bench.zip).
 WORKERS = 3
 DECODERS = 2
+BAND_ROWS = 64  # output rows resized at once: ~0.5 MB of first pass instead of 8 MB
+
+
+@dataclass(frozen=True)
+class _Stages:
+    """Which photos may hold decoded pixels, and when (bench.zip measured each bound).
+
+    At most DECODERS photos are between the start of their decoding and their finished JPEG
+    (`photos`). Of those, one decodes (`decoder`) while another is resized (`resizer`): a
+    two-step pipeline that keeps two cores busy but never holds two draft frames and two
+    resize outputs at once (a 12 MP photo: a 12 MB frame, then 6 MB of output beside it)."""
+
+    photos: AbstractContextManager[object]
+    decoder: AbstractContextManager[object]
+    resizer: AbstractContextManager[object]
+
+    @classmethod
+    def shared(cls, workers: int) -> Self:
+        """The bounds for one ZIP's worker threads."""
+        from threading import BoundedSemaphore, Lock  # not on the progress function's path
+
+        return cls(BoundedSemaphore(min(DECODERS, workers)), Lock(), Lock())
+
+
+_ALONE = _Stages(nullcontext(), nullcontext(), nullcontext())  # one photo, on its own
 
 
 @dataclass(frozen=True)
@@ -56,23 +82,41 @@ class DatasetError(Exception):
 def normalise(data: bytes, name: str, *, draft: bool = True) -> bytes:
     """Upright RGB JPEG, short side at most 1024 px, no EXIF/GPS/XMP/ICC/comment. ImageRefused
     when the photo fails the upload checks. `draft=False` decodes JPEGs at full size (bench)."""
-    return _jpeg(_normalised(data, name, draft=draft))
+    return _jpeg(_normalised(io.BytesIO(data), name, draft=draft))
 
 
-def _normalised(data: bytes, name: str, *, draft: bool = True) -> "Image.Image":
+def _normalised(
+    photo: IO[bytes], name: str, *, stages: _Stages = _ALONE, draft: bool = True
+) -> "Image.Image":
     """The picture the ZIP gets, before encoding: upright, RGB, sRGB, at most 1024 px."""
+    with stages.decoder:
+        image, _ = decode(photo, name, short_side=MAX_SHORT_SIDE if draft else None)
+    with stages.resizer:
+        turn, icc = orientation(image), image.info.get("icc_profile")
+        flat = _flatten(image)
+        del image  # the decoded photo is freed as soon as its smaller copy exists
+        scale = MAX_SHORT_SIDE / min(flat.size)
+        if scale < 1:
+            flat = _shrunk(flat, (round(flat.width * scale), round(flat.height * scale)))
+        # Rotating after the resize turns a small picture instead of a 12 MP one.
+        return _in_srgb(turned(flat, turn), icc)
+
+
+def _shrunk(picture: "Image.Image", size: tuple[int, int]) -> "Image.Image":
+    """LANCZOS-resized a band of rows at a time: Pillow resamples in two passes, and a whole
+    picture's first pass (8 MB for a 12 MP photo's draft frame) would be held beside the frame
+    and the result. Each band's source box starts where the one before ended, so every row is
+    filtered from the same source rows (Pillow's rounding may differ by a few levels)."""
     from PIL import Image
 
-    image, _ = decode(data, name, short_side=MAX_SHORT_SIDE if draft else None)
-    turn, icc = orientation(image), image.info.get("icc_profile")
-    flat = _flatten(image)
-    del image  # the decoded photo is freed as soon as its smaller copy exists
-    scale = MAX_SHORT_SIDE / min(flat.size)
-    if scale < 1:
-        size = (round(flat.width * scale), round(flat.height * scale))
-        flat = flat.resize(size, Image.Resampling.LANCZOS)
-    # Rotating after the resize turns a small picture instead of a 12 MP one.
-    return _in_srgb(turned(flat, turn), icc)
+    out = Image.new(picture.mode, size)
+    rows_per_row = picture.height / size[1]
+    for top in range(0, size[1], BAND_ROWS):
+        bottom = min(top + BAND_ROWS, size[1])
+        box = (0, top * rows_per_row, picture.width, bottom * rows_per_row)
+        band = picture.resize((size[0], bottom - top), Image.Resampling.LANCZOS, box=box)
+        out.paste(band, (0, top))
+    return out
 
 
 def _jpeg(picture: "Image.Image") -> bytes:
@@ -123,10 +167,8 @@ def zip_chunks(
     archive = StoredZip()
     refused: list[ImageRefused] = []
     seen: set[str] = set()
-    from threading import BoundedSemaphore  # not on the progress function's path
-
-    decoding = BoundedSemaphore(min(DECODERS, workers))
-    prepare = partial(_prepare, storage=storage, min_face_share=min_face_share, decoding=decoding)
+    stages = _Stages.shared(workers)
+    prepare = partial(_prepare, storage=storage, min_face_share=min_face_share, stages=stages)
     for source, result in _in_order(images, prepare, workers):
         if isinstance(result, ImageRefused):
             refused.append(result)
@@ -148,35 +190,47 @@ def _prepare(
     *,
     storage: "Storage",
     min_face_share: float | None,
-    decoding: "Semaphore",
+    stages: _Stages,
 ) -> tuple[str, bytes] | ImageRefused:
     """Fetch, normalise and face-check one photo: (sha256 of the original, JPEG) or why it is
     refused."""
-    try:
-        digest, data = _fetch(storage, source.key)
-    except ApiError as error:
-        logger.warning("photo unreadable key=%s code=%s", source.key, error.code)
-        return ImageRefused(source.name, "it could not be read from storage")
-    with decoding:
+    # The photo waits and is decoded from a file, not memory. TemporaryFile has no name in the
+    # folder (or loses it at once), so closing it, or the process ending, frees the space.
+    with tempfile.TemporaryFile() as photo:
         try:
-            picture = _normalised(data, source.name)
-        except ImageRefused as refusal:
-            return refusal
-        del data
-        if min_face_share is not None:
-            verdict = face_check.check(picture, min_face_share)
-            if not verdict.usable:
-                return ImageRefused(source.name, str(verdict.reason))
-        return digest, _jpeg(picture)
+            digest = _fetch(storage, source.key, photo)
+        except ApiError as error:
+            logger.warning("photo unreadable key=%s code=%s", source.key, error.code)
+            return ImageRefused(source.name, "it could not be read from storage")
+        # Released only after _training_jpeg returned, so its pixels are freed by then.
+        with stages.photos:
+            made = _training_jpeg(photo, source.name, min_face_share=min_face_share, stages=stages)
+        return made if isinstance(made, ImageRefused) else (digest, made)
 
 
-def _fetch(storage: "Storage", key: str) -> tuple[str, bytes]:
-    """(sha256, bytes) of a stored object, read once: no list of chunks joined into a copy."""
-    digest, buffer = hashlib.sha256(), io.BytesIO()
+def _training_jpeg(
+    photo: IO[bytes], name: str, *, min_face_share: float | None, stages: _Stages
+) -> bytes | ImageRefused:
+    """The photo as the ZIP's JPEG, or why it cannot be one (the checks, then the face check)."""
+    try:
+        picture = _normalised(photo, name, stages=stages)
+    except ImageRefused as refusal:
+        return refusal
+    if min_face_share is not None:
+        verdict = face_check.check(picture, min_face_share)
+        if not verdict.usable:
+            return ImageRefused(name, str(verdict.reason))
+    return _jpeg(picture)
+
+
+def _fetch(storage: "Storage", key: str, into: IO[bytes]) -> str:
+    """Copy a stored object into a file, rewound; its sha256, taken as it streams."""
+    digest = hashlib.sha256()
     for chunk in storage.stream(key):
         digest.update(chunk)
-        buffer.write(chunk)
-    return digest.hexdigest(), buffer.getvalue()  # hands over BytesIO's own bytes, no copy
+        into.write(chunk)
+    into.seek(0)
+    return digest.hexdigest()
 
 
 def _in_order[T, R](

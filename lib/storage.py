@@ -6,13 +6,14 @@ Replicate, never fetched from user input.
 
 import hashlib
 import logging
+import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import cached_property
 from itertools import chain
 from pathlib import Path
-from typing import Protocol
+from typing import IO, Protocol
 from urllib.parse import quote
 
 from lib.errors import BadGateway, NotFound
@@ -22,8 +23,8 @@ logger = logging.getLogger(__name__)
 
 
 CHUNK_SIZE = 64 * 1024
-# Multipart parts must be at least 5 MiB (except the last); the minimum keeps the fewest bytes
-# buffered while a ZIP streams out.
+# Multipart parts must be at least 5 MiB (except the last); the minimum keeps the part read
+# into memory to be sent small.
 PART_SIZE = 5 * 1024 * 1024
 
 
@@ -63,17 +64,26 @@ class Storage(Protocol):
 
 
 def rechunk(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:
-    """Regroup a stream into pieces of `size` bytes (the last may be shorter)."""
-    buffer = bytearray()
-    for chunk in chunks:
-        buffer += chunk
-        while len(buffer) >= size:
-            with memoryview(buffer) as view:  # one copy of the part, not two
-                part = bytes(view[:size])
-            del buffer[:size]
-            yield part
-    if buffer:
-        yield bytes(buffer)
+    """Regroup a stream into pieces of `size` bytes (the last may be shorter). Bytes wait for
+    their piece to fill in a temporary file, not in memory; a piece is read back to be sent."""
+    with tempfile.TemporaryFile() as pending:
+        for chunk in chunks:
+            pending.write(chunk)
+            while pending.tell() >= size:
+                yield _first(pending, size)
+        pending.seek(0)
+        if rest := pending.read():
+            yield rest
+
+
+def _first(pending: IO[bytes], size: int) -> bytes:
+    """The file's first `size` bytes; what followed them is moved to its start."""
+    pending.seek(0)
+    piece, rest = pending.read(size), pending.read()
+    pending.seek(0)
+    pending.truncate()
+    pending.write(rest)
+    return piece
 
 
 def put_if_small(

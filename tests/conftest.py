@@ -111,6 +111,15 @@ def db(stack: LocalStack) -> Iterator[psycopg.Connection]:
 
 
 @pytest.fixture
+def spool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty folder where this test's temporary files go (tempfile's own setting)."""
+    folder = tmp_path / "spool"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+@pytest.fixture
 def user() -> User:
     """A fresh user with a valid token."""
     return User(f"user-{uuid.uuid4().hex[:12]}")

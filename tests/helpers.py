@@ -1,9 +1,11 @@
 """What many tests do: sign in, make images, upload them, start a training, deliver webhooks."""
 
 import json
+import os
 import time
 import uuid
 from functools import cache
+from pathlib import Path
 
 import httpx
 
@@ -151,3 +153,14 @@ def conforms_to_openapi(response: httpx.Response) -> None:
     status = response.status_code
     assert operation.responses.find_by_status_code(status), f"{operation.label} answered {status}"
     operation.validate_response(response)
+
+
+def open_files_under(folder: Path) -> list[str]:
+    """What this process holds open below `folder`, deleted files included (Linux /proc)."""
+    targets = []
+    for descriptor in Path("/proc/self/fd").iterdir():
+        try:
+            targets.append(os.readlink(descriptor))
+        except OSError:  # the listing's own descriptor, closed by now
+            continue
+    return [target for target in targets if target.startswith(f"{folder}/")]

@@ -5,11 +5,13 @@ import struct
 import zipfile
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageChops
 
-from lib.dataset import DatasetError, SourceImage, StoredZip, normalise, zip_chunks
+from lib.dataset import DatasetError, SourceImage, StoredZip, _shrunk, normalise, zip_chunks
+from lib.images import decode
 from lib.storage import LocalStorage
 from tests import photos
+from tests.helpers import open_files_under
 
 GOOD_PHOTOS = [
     photos.rotated_jpeg_with_gps,
@@ -58,6 +60,17 @@ def test_draft_and_full_decoding_give_the_same_picture_size():
     sizes = [Image.open(io.BytesIO(normalise(data, "x", draft=d))).size for d in (True, False)]
 
     assert sizes[0] == sizes[1] == (1365, 1024)
+
+
+def test_resizing_in_bands_gives_the_picture_a_whole_resize_gives():
+    frame, _ = decode(io.BytesIO(photos.phone_size_jpeg()), "big.jpg", short_side=1024)
+    whole = frame.resize((1365, 1024), Image.Resampling.LANCZOS)
+
+    banded = _shrunk(frame, (1365, 1024))
+
+    # Pillow picks the fixed-point precision of its weights per resize: a band may round a
+    # value a few levels differently.
+    assert max(high for _, high in ImageChops.difference(whole, banded).getextrema()) <= 3
 
 
 def test_a_stored_zip_has_sizes_and_crc_in_its_local_headers():
@@ -135,3 +148,20 @@ def test_the_face_check_runs_again_on_every_photo_of_the_zip(storage):
 
     with pytest.raises(DatasetError, match=r"^cat\.jpg \(no face found\); two\.jpg \(2 faces\)$"):
         b"".join(zip_chunks(stored(storage, files), storage, min_face_share=0.15))
+
+
+def test_downloaded_photos_are_closed_even_while_a_failure_is_still_being_handled(storage, spool):
+    files = [(f"p{i}.jpg", photos.rotated_jpeg_with_gps(seed=i)) for i in range(4)]
+    sources = stored(storage, [*files, ("cut.jpg", photos.truncated_jpeg())])
+    folder = SourceImage("odd.jpg", "u")  # storage fails in a way nobody planned for
+
+    with pytest.raises(DatasetError, match=r"cut\.jpg") as refused:
+        b"".join(zip_chunks(sources, storage, min_face_share=None))
+    with pytest.raises(IsADirectoryError) as crashed:
+        b"".join(zip_chunks([*sources, folder], storage, min_face_share=None))
+    stopped = zip_chunks(sources, storage, min_face_share=None, workers=2)
+    next(stopped)
+    stopped.close()
+
+    assert refused.value and crashed.value  # their tracebacks are alive, and hold no file open
+    assert open_files_under(spool) == [] and list(spool.iterdir()) == []

@@ -8,6 +8,7 @@ import pytest
 from lib.errors import ConfigError, NotFound
 from lib.settings import get_settings, load_settings
 from lib.storage import LocalStorage, get_storage
+from tests.helpers import open_files_under
 
 
 @pytest.fixture(params=["local", "blob", "s3"])
@@ -35,6 +36,18 @@ def test_a_stream_larger_than_one_part_is_stored_whole(storage):
     assert stored.size == len(expected)
     assert stored.sha256 == hashlib.sha256(expected).hexdigest()
     assert hashlib.sha256(b"".join(storage.stream("t/big.zip"))).hexdigest() == stored.sha256
+
+
+def test_a_stream_that_breaks_leaves_no_temporary_file_open(storage, spool):
+    def breaking():
+        yield b"x" * 1024
+        raise RuntimeError("the ZIP could not be built")
+
+    with pytest.raises(RuntimeError, match="could not be built") as broken:
+        storage.put_stream("t/broken.zip", breaking(), "application/zip")
+
+    assert broken.value  # its traceback is alive, and holds no file open
+    assert open_files_under(spool) == [] and list(spool.iterdir()) == []
 
 
 def test_a_missing_object_is_not_found(storage):
