@@ -25,12 +25,13 @@ _migrate_lock = threading.Lock()
 POOL_MAX_SIZE = 10
 POOL_MAX_IDLE_SECONDS = 60
 CONNECT_TIMEOUT_SECONDS = 10
-# A connection back in the pool for longer than this is checked (one round trip) before it is
-# handed out; one used just now is not, so a busy instance pays one round trip per query, not two.
+# A connection unused for longer than this is checked (one round trip) before it is handed out;
+# one used just now is not, so a busy instance pays one round trip per query, not two. (Noted by
+# connect(), not by a pool `reset` callback, which would hand every return to a worker thread.)
 CHECK_AFTER_IDLE_SECONDS = 1.0
 _pools: dict[str, ConnectionPool] = {}
 _pools_lock = threading.Lock()
-_returned_at: WeakKeyDictionary[psycopg.Connection, float] = WeakKeyDictionary()
+_last_used: WeakKeyDictionary[psycopg.Connection, float] = WeakKeyDictionary()
 
 
 @contextmanager
@@ -42,7 +43,10 @@ def connect(settings: Settings) -> Iterator[psycopg.Connection]:
     try:
         with _pool(settings.database_url).connection() as conn:
             _ensure_migrated(conn, settings.database_url)
-            yield conn
+            try:
+                yield conn
+            finally:
+                _last_used[conn] = time.time()
     except (PoolTimeout, psycopg.OperationalError) as exc:
         logger.error("database unreachable error=%s", type(exc).__name__)
         raise ServiceUnavailable(
@@ -63,7 +67,6 @@ def _pool(url: str) -> ConnectionPool:
                 timeout=CONNECT_TIMEOUT_SECONDS,
                 reconnect_timeout=CONNECT_TIMEOUT_SECONDS,
                 check=_check_if_idle,
-                reset=_note_returned,
                 kwargs={
                     "row_factory": dict_row,
                     "autocommit": True,
@@ -78,14 +81,10 @@ def _pool(url: str) -> ConnectionPool:
         return _pools[url]
 
 
-def _note_returned(conn: psycopg.Connection) -> None:
-    _returned_at[conn] = time.time()
-
-
 def _check_if_idle(conn: psycopg.Connection) -> None:
     # Wall-clock time, not monotonic: a frozen instance's connections may have died while it
     # slept, and that sleep must count as idle time.
-    if time.time() - _returned_at.get(conn, 0.0) > CHECK_AFTER_IDLE_SECONDS:
+    if time.time() - _last_used.get(conn, 0.0) > CHECK_AFTER_IDLE_SECONDS:
         ConnectionPool.check_connection(conn)
 
 
