@@ -13,9 +13,11 @@ import tempfile
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from functools import partial
+from threading import BoundedSemaphore, Lock
 from typing import IO, TYPE_CHECKING, Self
 
 from lib import face_check
@@ -23,8 +25,6 @@ from lib.errors import ApiError
 from lib.images import ImageRefused, decode, orientation, turned
 
 if TYPE_CHECKING:
-    from concurrent.futures import Future
-
     from PIL import Image
 
     from lib.storage import Storage
@@ -57,8 +57,6 @@ class _Stages:
     @classmethod
     def shared(cls, workers: int) -> Self:
         """The bounds for one ZIP's worker threads."""
-        from threading import BoundedSemaphore, Lock  # not on the progress function's path
-
         return cls(BoundedSemaphore(min(DECODERS, workers)), Lock(), Lock())
 
 
@@ -237,8 +235,6 @@ def _in_order[T, R](
     items: Iterable[T], work: Callable[[T], R], workers: int
 ) -> Iterator[tuple[T, R]]:
     """Results of `work` in input order, at most 2 × workers submitted ahead of the reader."""
-    from concurrent.futures import ThreadPoolExecutor  # not on the progress function's path
-
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dataset")
     pending: deque[tuple[T, Future[R]]] = deque()
     try:
