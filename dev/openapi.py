@@ -270,7 +270,8 @@ def operations() -> dict[tuple[str, str], dict[str, Any]]:
     }
     return {
         ("/api/training/upload", "get"): _operation(
-            "What a client upload must respect: the caller's pathname prefix, types, size",
+            "What a client upload must respect: types, size, and the caller's folder for a"
+            " prefixed pathname (a bare file name such as selfie.jpg needs none)",
             {200: _json(_ref("UploadRules"), "The rules for this caller")},
             [401, 503],
         ),

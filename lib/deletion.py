@@ -13,6 +13,7 @@ import psycopg
 
 from lib import quotas
 from lib.errors import ApiError, NotFound
+from lib.intake import pending_uploads
 from lib.models import is_uuid
 from lib.training_events import STATUS_RANK, TERMINAL_RANK, apply_snapshot, end_run
 
@@ -66,10 +67,12 @@ def delete_account(
     purged = [_purge(conn, row["id"], storage=storage, replicate=replicate) for row in marked]
     try:
         _delete_loose_uploads(conn, user_id, storage)
+        # Client uploads Blob has not reported yet; the cron finishes those once they expire.
+        unreported_done = pending_uploads.abandon(conn, user_id=user_id, storage=storage)
     except ApiError as error:
         logger.warning("account uploads left for later code=%s", error.code)
         return False
-    return all(purged)
+    return all(purged) and unreported_done
 
 
 def outcome(done: bool) -> tuple[dict[str, str], int]:

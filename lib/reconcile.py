@@ -16,6 +16,7 @@ from psycopg import sql
 
 from lib import polling
 from lib.errors import ApiError
+from lib.intake import pending_uploads
 from lib.paths import user_prefix
 from lib.settings import Settings
 from lib.training_events import apply_snapshot, end_run
@@ -56,6 +57,7 @@ SUMMARY_KEYS = (
     "weightsFailed",
     "zipsDeleted",
     "deletionsFinished",
+    "unreportedUploadsDeleted",
 )
 
 
@@ -103,6 +105,7 @@ def reconcile(
     summary["deletionsFinished"] = deletion.finish_pending_deletions(
         conn, storage=storage, replicate=replicate
     )
+    summary["unreportedUploadsDeleted"] = pending_uploads.sweep(conn, storage=storage)
     logger.info("reconciled %s", " ".join(f"{k}={v}" for k, v in summary.items()))
     return dict(summary)
 

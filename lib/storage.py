@@ -10,6 +10,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from datetime import datetime
 from functools import cached_property
 from itertools import chain
 from pathlib import Path
@@ -213,6 +214,15 @@ class BlobStorage:
         if is_loopback_url(self.api_url):
             return _loopback_client(self.api_url)
         return httpx.Client(timeout=httpx.Timeout(30, connect=10))
+
+    def list_uploads(self, prefix: str) -> list[tuple[str, datetime]]:
+        """(pathname, upload time) of each object starting with `prefix` (client uploads
+        whose callback may never have come)."""
+        from vercel.blob.sync import query_blobs
+
+        with self._session(), self._errors():
+            blobs = query_blobs(prefix=prefix, page_size=1000)
+            return [(blob.pathname, blob.uploaded_at) for blob in blobs]
 
     def delete(self, keys: list[str]) -> None:
         from vercel.blob.sync import delete_blob

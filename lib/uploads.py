@@ -6,9 +6,11 @@ from pathlib import PurePath
 
 import psycopg
 
-from lib.errors import BadRequest, PayloadTooLarge
+from lib.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from lib.http import Request
 from lib.images import ImageInfo, check_images
 from lib.paths import user_prefix
+from lib.settings import Settings
 from lib.storage import Storage, StoredObject
 
 EXTENSIONS = {
@@ -48,14 +50,20 @@ def selfies_prefix(user_id: str) -> str:
     return f"{user_prefix(user_id)}/selfies/"
 
 
+def incoming_files(request: Request) -> list[IncomingFile]:
+    """The multipart parts named `files`; 415 for any other body."""
+    if request.mimetype != "multipart/form-data":
+        raise UnsupportedMediaType("Send multipart/form-data with parts named files")
+    return [IncomingFile(name, data) for name, data in request.files("files")]
+
+
 def save_uploads(
     conn: psycopg.Connection,
     *,
     user_id: str,
     files: list[IncomingFile],
     storage: Storage,
-    max_bytes: int,
-    min_face_share: float,
+    settings: Settings,
 ) -> list[Upload]:
     """Check every file first, then store and record them all; any file that is not an image
     changes nothing. A photo failing the face check is stored and recorded as unusable, saying
@@ -67,9 +75,9 @@ def save_uploads(
             f"Send at most {MAX_FILES_PER_REQUEST} files at once", code="too_many_files"
         )
     for file in files:
-        check_size(file.filename, len(file.data), max_bytes)
+        check_size(file.filename, len(file.data), settings.upload_max_bytes)
     checked = check_images(
-        ((file.filename, file.data) for file in files), min_face_share=min_face_share
+        ((file.filename, file.data) for file in files), min_face_share=settings.face_min_share
     )
     pairs = zip(files, checked, strict=True)
     return [_store(conn, user_id, file, info, storage) for file, info in pairs]

@@ -13,7 +13,6 @@ from dev.samples import selfie
 from dev.server import OPENAPI_DOCUMENT
 from dev.stack import DEV_JWT_SECRET
 from lib.auth import issue_token
-from lib.uploads import selfies_prefix
 from lib.webhooks import sign
 
 UPLOAD = "/api/training/upload"
@@ -120,9 +119,8 @@ def browser_put(stack, token, pathname, data, content_type="image/jpeg"):
     )
 
 
-def client_upload(api, stack, user, name, data, content_type="image/jpeg"):
+def client_upload(api, stack, user, pathname, data, content_type="image/jpeg"):
     """Token, PUT and wait for the callback; returns (put result, callback delivery)."""
-    pathname = selfies_prefix(user.id) + name
     token = ask_token(api, user, pathname).json()["clientToken"]
     put = browser_put(stack, token, pathname, data, content_type)
     assert put.status_code == 200, put.text

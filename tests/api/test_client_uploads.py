@@ -5,6 +5,7 @@ import hashlib
 import hmac
 import json
 import time
+import uuid
 
 import pytest
 
@@ -14,6 +15,9 @@ from lib.uploads import selfies_prefix
 from tests import photos
 from tests.helpers import UPLOAD, User, ask_token, browser_put, client_upload, start_training
 
+CRON_SECRET = "cron-secret-for-tests-0123456789"
+NOWHERE = "http://127.0.0.1:9"  # a callback URL nothing answers: Blob's report never comes
+
 
 def rows(db, user):
     return db.execute(
@@ -22,12 +26,44 @@ def rows(db, user):
     ).fetchall()
 
 
+def pending(db, user):
+    """(pathname, minutes the token lives) of the user's pending uploads."""
+    rows = db.execute(
+        "SELECT pathname, round(extract(epoch FROM expires_at - created_at) / 60) AS minutes"
+        " FROM pending_uploads WHERE user_id = %s",
+        (user.id,),
+    ).fetchall()
+    return [(row["pathname"], row["minutes"]) for row in rows]
+
+
+def token_payload(stack, token):
+    encoded = token.removeprefix(f"vercel_blob_client_{stack.blob.store_id}_")
+    return json.loads(base64.b64decode(base64.b64decode(encoded).decode().partition(".")[2]))
+
+
+def unreported_upload(api, stack, user, configure, name, data):
+    """A client upload whose completion callback never reaches us; the PUT's result."""
+    configure(PUBLIC_BASE_URL=NOWHERE)
+    token = ask_token(api, user, name).json()["clientToken"]
+    configure(PUBLIC_BASE_URL=stack.url)
+    put = browser_put(stack, token, name, data)
+    assert put.status_code == 200, put.text
+    stack.blob.wait_for_callbacks()
+    return put.json()
+
+
+def run_cron(api, configure):
+    configure(CRON_SECRET=CRON_SECRET)
+    response = api.get("/api/cron/reconcile", headers={"Authorization": f"Bearer {CRON_SECRET}"})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
 def test_a_client_upload_is_recorded_once_even_when_the_callback_comes_twice(api, stack, user, db):
     blob, delivery = client_upload(api, stack, user, "IMG_0001.jpg", photos.rotated_jpeg_with_gps())
     again = stack.blob.resend_callback(stack.blob.callbacks.index(delivery))
 
     assert delivery.status == again.status == 200
-    assert delivery.json["payload"]["blob"]["pathname"].startswith(selfies_prefix(user.id))
     assert json.loads(again.response_body) == {"type": "blob.upload-completed", "response": "ok"}
     assert rows(db, user) == [
         {
@@ -40,6 +76,46 @@ def test_a_client_upload_is_recorded_once_even_when_the_callback_comes_twice(api
     ]
 
 
+def test_a_bare_file_name_gets_a_token_for_exactly_that_name_recorded_as_pending(
+    api, stack, user, db
+):
+    token = ask_token(api, user, "selfie.jpg").json()["clientToken"]
+
+    payload = token_payload(stack, token)
+    assert payload["pathname"] == "selfie.jpg"
+    assert payload["addRandomSuffix"] is True
+    assert payload["allowOverwrite"] is False
+    assert payload["allowedContentTypes"] == client_uploads.ALLOWED_CONTENT_TYPES
+    assert payload["maximumSizeInBytes"] == 25 * 1024 * 1024
+    assert payload["onUploadCompleted"]["callbackUrl"] == f"{stack.url}{UPLOAD}"
+    assert 890_000 < payload["validUntil"] - time.time() * 1000 <= 900_000
+    assert pending(db, user) == [("selfie.jpg", 15)]
+
+
+def test_two_users_uploading_the_same_file_name_each_get_their_own_photo(api, stack, user, db):
+    other = User("other-" + user.id)
+
+    mine, _ = client_upload(api, stack, user, "selfie.jpg", photos.rotated_jpeg_with_gps(seed=1))
+    theirs, _ = client_upload(api, stack, other, "selfie.jpg", photos.rotated_jpeg_with_gps(seed=2))
+
+    assert mine["pathname"] != theirs["pathname"]
+    assert {mine["pathname"], theirs["pathname"]} <= {
+        p for p in stack.blob.objects() if p.startswith("selfie-") and p.endswith(".jpg")
+    }
+    assert [row["url"] for row in rows(db, user)] == [mine["url"]]
+    assert [row["url"] for row in rows(db, other)] == [theirs["url"]]
+
+
+def test_a_prefixed_pathname_still_works(api, stack, user, db):
+    blob, delivery = client_upload(
+        api, stack, user, selfies_prefix(user.id) + "me.jpg", photos.rotated_jpeg_with_gps()
+    )
+
+    assert delivery.status == 200
+    assert blob["pathname"].startswith(selfies_prefix(user.id) + "me-")
+    assert [row["url"] for row in rows(db, user)] == [blob["url"]]
+
+
 def test_client_uploads_can_start_a_training(api, stack, user):
     urls = [
         client_upload(api, stack, user, f"s{i}.jpg", photos.rotated_jpeg_with_gps(seed=i))[0]["url"]
@@ -49,37 +125,115 @@ def test_client_uploads_can_start_a_training(api, stack, user):
     assert start_training(api, user, urls).status_code == 201
 
 
-def test_a_token_names_only_photo_types_the_size_cap_and_the_callback(api, stack, user):
-    pathname = selfies_prefix(user.id) + "me.heic"
+def test_a_start_records_the_callers_uploads_whose_callback_has_not_come(
+    api, stack, user, db, configure
+):
+    urls = [
+        unreported_upload(
+            api, stack, user, configure, f"{user.id}.jpg", photos.rotated_jpeg_with_gps(seed=i)
+        )["url"]
+        for i in range(5)
+    ]
+    assert rows(db, user) == []
 
-    token = ask_token(api, user, pathname).json()["clientToken"]
+    started = start_training(api, user, urls)
 
-    encoded = token.removeprefix(f"vercel_blob_client_{stack.blob.store_id}_")
-    payload = json.loads(base64.b64decode(base64.b64decode(encoded).decode().partition(".")[2]))
-    assert payload["pathname"] == pathname
-    assert payload["allowedContentTypes"] == client_uploads.ALLOWED_CONTENT_TYPES
-    assert payload["maximumSizeInBytes"] == 25 * 1024 * 1024
-    assert payload["onUploadCompleted"]["callbackUrl"] == f"{stack.url}{UPLOAD}"
-    assert json.loads(payload["tokenPayload"])["userId"] == user.id
-    assert 3590_000 < payload["validUntil"] - time.time() * 1000 <= 3600_000
+    assert started.status_code == 201, started.text
+    assert sorted(row["url"] for row in rows(db, user)) == sorted(urls)
+
+
+def test_another_user_cannot_start_with_an_upload_whose_callback_has_not_come(
+    api, stack, user, db, configure
+):
+    other = User("other-" + user.id)
+    urls = [
+        unreported_upload(
+            api, stack, user, configure, f"s{i}.jpg", photos.rotated_jpeg_with_gps(seed=i)
+        )["url"]
+        for i in range(5)
+    ]
+
+    response = start_training(api, other, urls)
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "unknown_image"
+    assert rows(db, other) == []
+
+
+def test_deleting_the_account_deletes_uploads_blob_never_reported(api, stack, user, db, configure):
+    blob = unreported_upload(api, stack, user, configure, f"{user.id}.jpg", photos.webp())
+
+    response = api.delete("/api/account", headers=user.headers)
+
+    assert response.status_code == 202  # its token may still be used: the cron finishes
+    assert stack.blob.metadata(blob["pathname"]) is None
+
+
+def test_a_callback_coming_after_the_account_was_deleted_deletes_its_file(
+    api, stack, user, db, configure
+):
+    configure(PUBLIC_BASE_URL=NOWHERE)
+    token = ask_token(api, user, "late.jpg").json()["clientToken"]
+    configure(PUBLIC_BASE_URL=stack.url)
+    api.delete("/api/account", headers=user.headers)
+    blob = browser_put(stack, token, "late.jpg", photos.rotated_jpeg_with_gps()).json()
+    stack.blob.wait_for_callbacks()
+    late = stack.blob.callbacks[-1]
+
+    response = api.post(UPLOAD, content=late.body, headers=late.headers)
+
+    assert response.status_code == 200
+    assert stack.blob.metadata(blob["pathname"]) is None
+    assert rows(db, user) == []
+
+
+def test_the_cron_deletes_uploads_never_reported_once_their_token_expired(
+    api, stack, user, db, configure
+):
+    other = User("other-" + user.id)
+    name = f"{user.id}.jpg"  # a name no other test's live token holds
+    lost = unreported_upload(api, stack, user, configure, name, photos.webp())
+    kept, _ = client_upload(api, stack, other, name, photos.rotated_jpeg_with_gps())
+    waiting = unreported_upload(api, stack, other, configure, name, photos.webp())
+    db.execute(
+        "UPDATE pending_uploads SET expires_at = now() - interval '2 hours' WHERE user_id = %s",
+        (user.id,),
+    )
+
+    untouched = run_cron(api, configure)["unreportedUploadsDeleted"]
+    db.execute(
+        "UPDATE pending_uploads SET expires_at = now() - interval '2 hours' WHERE user_id = %s",
+        (other.id,),
+    )
+    summary = run_cron(api, configure)
+
+    assert untouched == 0  # the other user's live token could still claim either file
+    assert summary["unreportedUploadsDeleted"] == 2
+    assert stack.blob.metadata(lost["pathname"]) is None
+    assert stack.blob.metadata(waiting["pathname"]) is None
+    assert stack.blob.metadata(kept["pathname"]) is not None
+    assert pending(db, user) == pending(db, other) == []
 
 
 @pytest.mark.parametrize(
     "pathname",
     [
-        "selfie.jpg",
         "users/someone-else/selfies/selfie.jpg",
+        "/selfie.jpg",
         "{prefix}",
         "{prefix}nested/selfie.jpg",
         "{prefix}..",
+        "..",
+        "a\x01b.jpg",
     ],
 )
-def test_a_pathname_outside_the_callers_selfies_folder_gets_no_token(api, user, pathname):
+def test_a_pathname_in_another_folder_gets_no_token(api, user, db, pathname):
     response = ask_token(api, user, pathname.format(prefix=selfies_prefix(user.id)))
 
     assert response.status_code == 400
     assert response.json()["code"] == "invalid_pathname"
     assert selfies_prefix(user.id) in response.json()["error"]
+    assert pending(db, user) == []
 
 
 def test_another_users_folder_gets_no_token(api, user):
@@ -90,7 +244,7 @@ def test_another_users_folder_gets_no_token(api, user):
     assert response.status_code == 400
 
 
-def test_a_token_request_needs_the_users_jwt(api, user):
+def test_a_token_request_needs_the_users_jwt(api):
     response = api.post(
         UPLOAD,
         json={"type": "blob.generate-client-token", "payload": {"pathname": "x.jpg"}},
@@ -107,7 +261,7 @@ def test_the_browser_can_learn_its_pathname_prefix(api, user):
 
 
 def test_a_forged_token_is_refused_by_blob(api, stack, user):
-    pathname = selfies_prefix(user.id) + "a.jpg"
+    pathname = "a.jpg"
     token = ask_token(api, user, pathname).json()["clientToken"]
     encoded = token.removeprefix(f"vercel_blob_client_{stack.blob.store_id}_")
     signature, _, payload_b64 = base64.b64decode(encoded).decode().partition(".")
@@ -124,12 +278,12 @@ def test_a_forged_token_is_refused_by_blob(api, stack, user):
     assert response.json()["error"]["code"] == "forbidden"
 
 
-def test_an_expired_token_is_refused_by_blob(stack, user):
-    pathname = selfies_prefix(user.id) + "old.jpg"
+def test_an_expired_token_is_refused_by_blob(stack, user, db):
+    pathname = "old.jpg"
     event = client_uploads.BlobEvent("blob.generate-client-token", {"pathname": pathname}, b"")
-    two_hours_ago = int(time.time() * 1000) - 2 * 3600 * 1000
+    an_hour_ago = int(time.time() * 1000) - 3600 * 1000
     token = client_uploads.issue_token(
-        event, user_id=user.id, settings=get_settings(), now_ms=two_hours_ago
+        db, event, user_id=user.id, settings=get_settings(), now_ms=an_hour_ago
     )["clientToken"]
 
     response = browser_put(stack, token, pathname, photos.webp(), "image/webp")
@@ -139,7 +293,7 @@ def test_an_expired_token_is_refused_by_blob(stack, user):
 
 
 def test_a_token_refuses_a_file_that_is_not_a_photo_type(api, stack, user):
-    pathname = selfies_prefix(user.id) + "notes.txt"
+    pathname = "notes.txt"
     token = ask_token(api, user, pathname).json()["clientToken"]
 
     response = browser_put(stack, token, pathname, b"hello", "text/plain")
@@ -149,7 +303,7 @@ def test_a_token_refuses_a_file_that_is_not_a_photo_type(api, stack, user):
 
 
 def callback_body(user, pathname, url):
-    owner = json.dumps({"userId": user.id, "filename": "x.jpg"})
+    owner = json.dumps({"pendingId": str(uuid.uuid4()), "filename": "x.jpg"})
     event = {
         "type": "blob.upload-completed",
         "payload": {"blob": {"url": url, "pathname": pathname}, "tokenPayload": owner},
