@@ -5,13 +5,15 @@ import os
 import signal
 import threading
 
+from dev import blob_client
 from dev.stack import start_stack
 
 
 def main() -> None:
     """Start the stack, say what is real and what is simulated, serve until interrupted."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
-    stack = start_stack(os.environ, port=int(os.environ.get("PORT", "8000")))
+    port = int(os.environ.get("PORT", "8000"))
+    stack = start_stack(os.environ, port=port, blob_client=blob_client.build())
     print(f"\nSSELFIE backend on {stack.url}  (dev console: {stack.url}/)")
     print(f"OpenAPI document: {stack.url}/openapi.json")
     for part, state in stack.parts.items():

@@ -9,7 +9,8 @@ parent packages, the way Vercel's runtime loads it.
 Dev-only routes, answered only when no function matches (none exist on Vercel): `/` the console,
 `/_dev/token?user=` a dev user's token, `/_dev/stack` what is real and what is simulated,
 `/_dev/blob/<pathname>` an object of the simulated Blob store (whose https URLs a browser cannot
-reach), `/_local_storage/<key>` an object of the `local` storage backend, `/_dev/samples/<n>.jpg`
+reach), `/_dev/blob-client.js` the real `@vercel/blob/client` bundled (see dev/blob_client),
+`/_local_storage/<key>` an object of the `local` storage backend, `/_dev/samples/<n>.jpg`
 sample selfie n (a real face photo, see dev/samples.py).
 """
 
@@ -108,12 +109,14 @@ class VercelRouter:
         token_secret: str | None,
         parts: dict[str, str] | None = None,
         blob_emulator_url: str | None = None,
+        blob_client: Path | None = None,
     ) -> None:
         self.routes = routes
         self.storage_dir = storage_dir
         self.token_secret = token_secret
         self.parts = parts or {}
         self.blob_emulator_url = blob_emulator_url
+        self.blob_client = blob_client
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
@@ -137,14 +140,25 @@ class VercelRouter:
         if request.path.startswith("/_local_storage/") and self.storage_dir:
             return self._stored_file(unquote(request.path.removeprefix("/_local_storage/")))
         if request.path == "/_dev/stack":
-            blob_proxy = "/_dev/blob/" if self.blob_emulator_url else None
-            return _json({"parts": self.parts, "blobProxy": blob_proxy})
+            return _json(self._stack())
+        if request.path == "/_dev/blob-client.js" and self.blob_client:
+            return Response(self.blob_client.read_bytes(), mimetype="text/javascript")
         if request.path.startswith("/_dev/blob/") and self.blob_emulator_url:
             return self._simulated_blob(request.path.removeprefix("/_dev/blob/"))
         sample = re.fullmatch(r"/_dev/samples/(\d{1,2})\.jpg", request.path)
         if sample:
             return _sample_selfie(int(sample.group(1)))
         return _json({"error": "Not found", "code": "not_found"}, 404)
+
+    def _stack(self) -> dict:
+        """What the console needs to know: the parts, and how to reach Blob from a browser."""
+        return {
+            "parts": self.parts,
+            "blobProxy": "/_dev/blob/" if self.blob_emulator_url else None,
+            "blobClient": "/_dev/blob-client.js" if self.blob_client else None,
+            # The client's own override (NEXT_PUBLIC_VERCEL_BLOB_API_URL); null: the real Blob.
+            "blobApiUrl": self.blob_emulator_url,
+        }
 
     def _simulated_blob(self, pathname: str) -> Response:
         # Simulated Blob URLs (https://<store>.public.blob.vercel-storage.com/...) exist only

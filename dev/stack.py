@@ -51,10 +51,12 @@ def start_stack(
     data_dir: Path = PROJECT_ROOT / ".data",
     walk_trainings: bool = True,
     training_seconds: tuple[float, float] = (2.0, 20.0),
+    blob_client: Path | None = None,
 ) -> LocalStack:
     """Start simulators for what `env` leaves unset, write their settings into env, serve api/.
 
-    `training_seconds` is how long a simulated training stays starting, then processing.
+    `training_seconds` is how long a simulated training stays starting, then processing;
+    `blob_client` is the bundled `@vercel/blob/client` the console uploads large photos with.
     """
     parts: dict[str, str] = {}
     closers: list = []
@@ -68,12 +70,18 @@ def start_stack(
     if not env.get("AUTH_JWT_SECRET") and not env.get("AUTH_JWKS_URL"):
         env["AUTH_JWT_SECRET"] = DEV_JWT_SECRET
         parts["Auth"] = "dev HS256 secret (tokens from /_dev/token)"
+    parts["Console uploads"] = (
+        "@vercel/blob/client (bundled) over 4.5 MB, multipart below"
+        if blob_client
+        else "multipart only (the Blob client needs Node.js and npm)"
+    )
     router = VercelRouter(
         discover_routes(),
         storage_dir=Path(env.get("LOCAL_STORAGE_DIR", data_dir / "storage")),
         token_secret=env["AUTH_JWT_SECRET"] if parts.get("Auth") else None,
         parts=parts,
         blob_emulator_url=blob.url if blob else None,
+        blob_client=blob_client,
     )
     server = serve(router, port)
     url = f"http://127.0.0.1:{server.port}"

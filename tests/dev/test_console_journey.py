@@ -1,16 +1,24 @@
 """The dev console in a real browser: sign in → selfies → upload → train → generate → gallery.
 
 Playwright drives Debian's Chromium (its own browser download cannot work here); `.ci/run`
-installs Chromium when missing. Screenshots land in `.data/screenshots/`.
+installs Chromium when missing. Screenshots land in `.data/screenshots/`. Photos over 4.5 MB go
+through the real `@vercel/blob/client` from npm (dev/blob_client), which needs Node.js and npm.
 """
 
+import io
 import os
+import random
+import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
+from dev import blob_client as blob_client_bundle
+from dev.samples import selfie
 from dev.server import PROJECT_ROOT
 from dev.stack import LocalStack, start_stack
 from lib.settings import get_settings
@@ -40,14 +48,19 @@ SIMULATED = (
 WAIT_MS = 30_000
 
 
-@pytest.fixture
-def dev_stack(stack: LocalStack, tmp_path: Path) -> Iterator[LocalStack]:
+FUNCTION_BODY_LIMIT = 4_500_000
+
+
+@contextmanager
+def started_as_make_dev(data_dir: Path, blob_client: Path | None) -> Iterator[LocalStack]:
     """A stack started as `make dev` starts it (trainings walk on their own), only faster."""
     saved = dict(os.environ)
     for name in SIMULATED:
         os.environ.pop(name, None)
     get_settings.cache_clear()
-    local = start_stack(os.environ, data_dir=tmp_path, training_seconds=(0.5, 6.0))
+    local = start_stack(
+        os.environ, data_dir=data_dir, training_seconds=(0.5, 6.0), blob_client=blob_client
+    )
     try:
         yield local
     finally:
@@ -55,6 +68,39 @@ def dev_stack(stack: LocalStack, tmp_path: Path) -> Iterator[LocalStack]:
         os.environ.clear()
         os.environ.update(saved)
         get_settings.cache_clear()
+
+
+@pytest.fixture
+def dev_stack(stack: LocalStack, tmp_path: Path) -> Iterator[LocalStack]:
+    with started_as_make_dev(tmp_path, blob_client=None) as local:
+        yield local
+
+
+@pytest.fixture(scope="session")
+def blob_client() -> Path:
+    """The real @vercel/blob/client bundled for the page (npm ci into a cache outside git)."""
+    if shutil.which("npm") is None:
+        pytest.skip("Node.js and npm are not installed: apt-get install -y nodejs npm")
+    bundle = blob_client_bundle.build()
+    assert bundle, "npm ci or esbuild failed: see the warning logged by dev.blob_client"
+    return bundle
+
+
+@pytest.fixture
+def dev_stack_with_blob_client(stack, tmp_path, blob_client) -> Iterator[LocalStack]:
+    with started_as_make_dev(tmp_path, blob_client=blob_client) as local:
+        yield local
+
+
+def large_selfie(index: int) -> bytes:
+    """Sample selfie `index` as a phone sends it: 3000 px tall, sensor noise, about 6 MB."""
+    picture = Image.open(io.BytesIO(selfie(index)))
+    picture = picture.resize((2400, 3000), Image.Resampling.BICUBIC)
+    noise = Image.frombytes("RGB", picture.size, random.Random(index).randbytes(2400 * 3000 * 3))
+    out = io.BytesIO()
+    Image.blend(picture, noise, 0.1).save(out, format="JPEG", quality=95, subsampling=0)
+    assert out.tell() > FUNCTION_BODY_LIMIT
+    return out.getvalue()
 
 
 @pytest.fixture
@@ -145,3 +191,44 @@ def test_selfies_can_be_dropped_or_chosen(page, stack, how):
         )
 
     expect(page.locator("#thumbs img")).to_have_count(3)
+
+
+def test_the_console_sends_photos_over_4_5_mb_through_the_real_blob_client_and_trains(
+    page, dev_stack_with_blob_client, db
+):
+    from playwright.sync_api import expect
+
+    stack = dev_stack_with_blob_client
+    user = f"demo-{uuid.uuid4().hex[:8]}"
+    photos = [
+        {"name": "selfie.jpg", "mimeType": "image/jpeg", "buffer": large_selfie(i)}
+        for i in range(5)
+    ]
+    page.goto(stack.url + "/")
+    page.fill("#user", user)
+    page.click("#signin-button")
+    expect(page.locator("#whoami")).to_have_text(f"signed in as {user}")
+    page.set_input_files("#files", photos)
+    page.click("#upload-button")
+    expect(page.locator("#status")).to_have_text("5 selfies uploaded.", timeout=WAIT_MS)
+    stack.blob.wait_for_callbacks()
+
+    puts = [
+        r.query["pathname"]
+        for r in stack.blob.requests
+        if r.method == "PUT" and r.headers["authorization"].startswith("Bearer vercel_blob_client_")
+    ]
+    stored = [c.json["payload"]["blob"]["pathname"] for c in stack.blob.callbacks]
+    assert puts == ["selfie.jpg"] * 5  # the bare name, straight from the browser to Blob
+    assert [c.status for c in stack.blob.callbacks] == [200] * 5
+    assert len(set(stored)) == 5 and all(p.startswith("selfie-") for p in stored), stored
+    recorded = db.execute(
+        "SELECT storage_key, size FROM selfie_uploads WHERE user_id = %s", (user,)
+    ).fetchall()
+    assert sorted(row["storage_key"] for row in recorded) == sorted(stored)
+    assert all(row["size"] > FUNCTION_BODY_LIMIT for row in recorded)
+
+    page.click("#start-button")
+    expect(page.locator("#status")).to_have_text("completed — 100%", timeout=WAIT_MS)
+    screenshot(page, "5-trained-from-client-uploads")
+    assert page.locator("#error").text_content() == ""

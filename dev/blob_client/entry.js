@@ -1,0 +1,2 @@
+// What a Next.js page imports for large uploads; bundled for the console's <script type=module>.
+export { upload } from "@vercel/blob/client";
