@@ -1,0 +1,3 @@
+export * from "./client.js";
+export * from "./progress.js";
+export * from "./useTrainingProgress.js";
