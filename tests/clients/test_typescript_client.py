@@ -19,7 +19,7 @@ CLIENT = PROJECT_ROOT / "clients" / "typescript"
 GENERATE = "cd clients/typescript && npm ci && npm run generate"
 # Polls every 100 ms and prints each status; Node.js exits by itself once nothing is scheduled.
 POLL_SCRIPT = """
-import { createSselfieClient, pollProgress } from "./out/index.js";
+import { createSselfieClient, pollProgress } from "./out/src/index.js";
 const [baseUrl, token, modelId] = process.argv.slice(2);
 const client = createSselfieClient({ baseUrl, token: () => token });
 pollProgress(client, modelId, {
@@ -37,9 +37,10 @@ def workspace() -> Path:
         pytest.skip("Node.js and npm are not installed (apt-get install -y nodejs npm)")
     folder = npm.install(CLIENT, "typescript-client")
     assert folder, "npm ci failed: see the warning logged by dev.npm"
-    for stale in ("src", "out"):
+    for stale in ("src", "examples", "out"):
         shutil.rmtree(folder / stale, ignore_errors=True)
     shutil.copytree(CLIENT / "src", folder / "src")
+    shutil.copytree(CLIENT / "examples", folder / "examples")
     shutil.copyfile(CLIENT / "tsconfig.json", folder / "tsconfig.json")
     return folder
 
@@ -57,7 +58,7 @@ def test_the_committed_types_are_the_ones_openapi_json_generates(workspace):
     assert generated == (CLIENT / "src" / "schema.d.ts").read_text(), f"run: {GENERATE}"
 
 
-def test_the_client_and_the_hook_type_check(workspace):
+def test_the_client_the_hook_and_the_example_screens_type_check(workspace):
     done = tool(workspace, "tsc", "--noEmit", "-p", "tsconfig.json")
 
     assert done.returncode == 0, done.stdout
