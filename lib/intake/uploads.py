@@ -6,12 +6,12 @@ from pathlib import PurePath
 
 import psycopg
 
+from lib.adapters.storage.base import Storage, StoredObject
+from lib.adapters.storage.keys import user_prefix
 from lib.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
-from lib.http import Request
-from lib.images import ImageInfo, check_images
-from lib.paths import user_prefix
+from lib.intake.images import ImageInfo, check_images
 from lib.settings import Settings
-from lib.storage import Storage, StoredObject
+from lib.web.http import Request
 
 EXTENSIONS = {
     "image/jpeg": ".jpg",

@@ -32,14 +32,14 @@ from urllib.parse import unquote, urlsplit
 
 import psycopg
 
+from lib.adapters.storage.base import Storage, StoredObject
 from lib.errors import ApiError, BadRequest, ConfigError, PayloadTooLarge, Unauthorized
-from lib.http import JSON_BODY_LIMIT, Request, read_json
-from lib.images import check_images
 from lib.intake import pending_uploads
+from lib.intake.images import check_images
 from lib.intake.pending_uploads import PendingUpload
+from lib.intake.uploads import Upload, check_size, record_upload, selfies_prefix
 from lib.settings import Settings
-from lib.storage import Storage, StoredObject
-from lib.uploads import Upload, check_size, record_upload, selfies_prefix
+from lib.web.http import JSON_BODY_LIMIT, Request, read_json
 
 logger = logging.getLogger(__name__)
 

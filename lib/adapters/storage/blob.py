@@ -1,152 +1,18 @@
-"""Where selfies, ZIPs and weights live: Vercel Blob, S3 (lib/storage_s3.py) or a local folder.
-
-Objects are referred to by key (the Blob pathname); URLs are only handed to browsers and to
-Replicate, never fetched from user input.
-"""
+"""Vercel Blob through the official SDK."""
 
 import hashlib
 import logging
-import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cached_property
-from itertools import chain
-from pathlib import Path
-from typing import IO, Protocol
 from urllib.parse import quote
 
+from lib.adapters.storage.base import CHUNK_SIZE, StoredObject, put_if_small
 from lib.errors import BadGateway, NotFound
-from lib.settings import Settings, is_loopback_url
+from lib.settings import is_loopback_url
 
 logger = logging.getLogger(__name__)
-
-
-CHUNK_SIZE = 64 * 1024
-# Multipart parts must be at least 5 MiB (except the last); the minimum keeps the part read
-# into memory to be sent small.
-PART_SIZE = 5 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class StoredObject:
-    key: str
-    url: str
-    size: int
-    content_type: str
-    sha256: str | None = None
-
-
-class Storage(Protocol):
-    """What every backend offers; keys are relative paths like `users/<hash>/selfies/x.jpg`."""
-
-    backend: str
-
-    def put(self, key: str, data: bytes, content_type: str) -> StoredObject:
-        """Store bytes under key (overwriting)."""
-        ...
-
-    def put_stream(self, key: str, chunks: Iterable[bytes], content_type: str) -> StoredObject:
-        """Store a stream without holding it whole in memory; the result carries its sha256."""
-        ...
-
-    def read(self, key: str) -> bytes:
-        """The whole object (404 object_missing when absent)."""
-        ...
-
-    def stream(self, key: str) -> Iterator[bytes]:
-        """The object in chunks (404 object_missing when absent)."""
-        ...
-
-    def delete(self, keys: list[str]) -> None:
-        """Remove objects; missing ones are ignored."""
-        ...
-
-
-def rechunk(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:
-    """Regroup a stream into pieces of `size` bytes (the last may be shorter). Bytes wait for
-    their piece to fill in a temporary file, not in memory; a piece is read back to be sent."""
-    with tempfile.TemporaryFile() as pending:
-        for chunk in chunks:
-            pending.write(chunk)
-            while pending.tell() >= size:
-                yield _first(pending, size)
-        pending.seek(0)
-        if rest := pending.read():
-            yield rest
-
-
-def _first(pending: IO[bytes], size: int) -> bytes:
-    """The file's first `size` bytes; what followed them is moved to its start."""
-    pending.seek(0)
-    piece, rest = pending.read(size), pending.read()
-    pending.seek(0)
-    pending.truncate()
-    pending.write(rest)
-    return piece
-
-
-def put_if_small(
-    storage: Storage, key: str, chunks: Iterable[bytes], content_type: str
-) -> tuple[StoredObject | None, Iterator[bytes]]:
-    """Store a stream that fits in one part with a plain put; else (None, its parts)."""
-    pieces = rechunk(chunks, PART_SIZE)
-    first = next(pieces, b"")
-    if len(first) < PART_SIZE:  # the whole object fits in one request
-        stored = storage.put(key, first, content_type)
-        return replace(stored, sha256=hashlib.sha256(first).hexdigest()), iter(())
-    return None, chain([first], pieces)
-
-
-class LocalStorage:
-    """Files under a folder, served by the dev server at `<public base>/_local_storage/<key>`."""
-
-    backend = "local"
-
-    def __init__(self, root: Path, base_url: str) -> None:
-        self.root = root
-        self.base_url = base_url.rstrip("/")
-
-    def put(self, key: str, data: bytes, content_type: str) -> StoredObject:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        return StoredObject(key, f"{self.base_url}/{quote(key)}", len(data), content_type)
-
-    def put_stream(self, key: str, chunks: Iterable[bytes], content_type: str) -> StoredObject:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        digest, size = hashlib.sha256(), 0
-        with path.open("wb") as file:
-            for chunk in chunks:
-                file.write(chunk)
-                digest.update(chunk)
-                size += len(chunk)
-        url = f"{self.base_url}/{quote(key)}"
-        return StoredObject(key, url, size, content_type, digest.hexdigest())
-
-    def read(self, key: str) -> bytes:
-        return b"".join(self.stream(key))
-
-    def stream(self, key: str) -> Iterator[bytes]:
-        try:
-            file = self._path(key).open("rb")
-        except FileNotFoundError:
-            raise NotFound(f"Stored object {key} does not exist", code="object_missing") from None
-        with file:
-            while chunk := file.read(CHUNK_SIZE):
-                yield chunk
-
-    def delete(self, keys: list[str]) -> None:
-        for key in keys:
-            self._path(key).unlink(missing_ok=True)
-
-    def _path(self, key: str) -> Path:
-        path = (self.root / key).resolve()
-        if not path.is_relative_to(self.root.resolve()):
-            raise ValueError(f"storage key escapes the storage root: {key}")
-        return path
 
 
 class BlobStorage:
@@ -275,16 +141,3 @@ def _loopback_client(emulator_url: str):
             return super().handle_request(request)
 
     return httpx.Client(transport=LoopbackDelivery())
-
-
-def get_storage(settings: Settings) -> Storage:
-    """The backend chosen by STORAGE_BACKEND (or the presence of BLOB_READ_WRITE_TOKEN)."""
-    if settings.storage_backend == "s3":
-        from lib.storage_s3 import S3Storage
-
-        return S3Storage(settings)
-    if settings.storage_backend == "blob":
-        assert settings.blob_read_write_token  # settings refuse blob without a token
-        return BlobStorage(settings.blob_read_write_token, settings.blob_api_url)
-    base = (settings.public_base_url or "http://127.0.0.1:8000") + "/_local_storage"
-    return LocalStorage(settings.local_storage_dir, base)
