@@ -33,6 +33,7 @@ from urllib.parse import unquote, urlsplit
 import psycopg
 
 from lib.adapters.storage.base import Storage, StoredObject
+from lib.adapters.storage.blob import public_host
 from lib.errors import ApiError, BadRequest, ConfigError, PayloadTooLarge, Unauthorized
 from lib.intake import pending_uploads
 from lib.intake.images import check_images
@@ -312,7 +313,7 @@ def _store_host(settings: Settings) -> str | None:
     """The host of this store's public URLs, when client uploads are possible."""
     if settings.storage_backend != "blob" or not settings.blob_read_write_token:
         return None
-    return f"{settings.blob_read_write_token.split('_')[3].lower()}.public.blob.vercel-storage.com"
+    return public_host(settings.blob_read_write_token)
 
 
 def _read_write_token(settings: Settings) -> str:

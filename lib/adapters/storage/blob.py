@@ -60,8 +60,7 @@ class BlobStorage:
         # under the GIL) for every call, which dominated fetching a training set's photos.
         import httpx
 
-        store = self.token.split("_")[3].lower()
-        url = f"https://{store}.public.blob.vercel-storage.com/{quote(key, safe='/')}"
+        url = f"https://{public_host(self.token)}/{quote(key, safe='/')}"
         try:
             with self._downloads.stream("GET", url) as response:
                 if response.status_code == 404:
@@ -124,6 +123,11 @@ class BlobStorage:
         return session(
             service_options=[options], httpx_client_factory=lambda: _loopback_client(self.api_url)
         )
+
+
+def public_host(token: str) -> str:
+    """The host of the store's public URLs: `<store id>.public.blob.vercel-storage.com`."""
+    return f"{token.split('_')[3].lower()}.public.blob.vercel-storage.com"
 
 
 def _loopback_client(emulator_url: str):
