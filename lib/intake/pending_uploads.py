@@ -17,7 +17,6 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import PurePosixPath
 from typing import Any, Protocol
 
 import psycopg
@@ -29,7 +28,9 @@ CALLBACK_GRACE_MINUTES = 60
 # Blob's clock (a file's uploadedAt) against PostgreSQL's (a token's validity).
 CLOCK_SLACK_MINUTES = 2
 ROWS_PER_SWEEP = 100
-_RANDOM_SUFFIX = re.compile(r"-[A-Za-z0-9]+$")
+# Blob's suffix: a dash and letters or digits, before an extension (`selfie-Xy7.jpg`). Which
+# dot of `a.b.jpg` it goes before is not documented, so every dot is allowed.
+_RANDOM_SUFFIX = re.compile(r"-[A-Za-z0-9]+(?=\.|$)")
 _LIVE = (
     "abandoned_at IS NULL AND expires_at > now() - make_interval(mins => %(grace)s)"
     " AND %(uploaded_at)s BETWEEN created_at - make_interval(mins => %(slack)s)"
@@ -81,21 +82,31 @@ def claimants(
     rows = conn.execute(
         "SELECT id, user_id, pathname, abandoned_at IS NOT NULL AS abandoned"
         f" FROM pending_uploads WHERE pathname = ANY(%(pathnames)s) AND {_LIVE}",
-        _window(uploaded) | {"pathnames": [stored_pathname, requested_pathname(stored_pathname)]},
+        _window(uploaded) | {"pathnames": [stored_pathname, *requested_pathnames(stored_pathname)]},
     ).fetchall()
     return [_pending(row) for row in rows]
 
 
 def made_from(requested: str, stored: str) -> bool:
     """Whether Blob could have stored `requested` as `stored` (with or without its suffix)."""
-    return stored == requested or requested_pathname(stored) == requested
+    return stored == requested or requested in requested_pathnames(stored)
 
 
-def requested_pathname(stored: str) -> str:
-    """`a/selfie-Xy7.jpg` -> `a/selfie.jpg`: the pathname before Blob's random suffix."""
-    path = PurePosixPath(stored)
-    stem = _RANDOM_SUFFIX.sub("", path.stem)
-    return str(path.with_name(stem + path.suffix)) if stem else stored
+def requested_pathnames(stored: str) -> set[str]:
+    """`a/selfie-Xy7.jpg` -> {`a/selfie.jpg`}: the pathnames Blob could have suffixed."""
+    folder, slash, name = stored.rpartition("/")
+    return {
+        f"{folder}{slash}{name[: m.start()]}{name[m.end() :]}"
+        for m in _RANDOM_SUFFIX.finditer(name)
+        if m.start() > 0
+    }
+
+
+def _listing_prefixes(requested: str) -> set[str]:
+    """Where Blob's suffixed copies of `requested` start: the name cut at each dot, plus `-`."""
+    folder, slash, name = requested.rpartition("/")
+    cuts = [i for i, char in enumerate(name) if char == "." and i > 0] + [len(name)]
+    return {f"{folder}{slash}{name[:cut]}-" for cut in cuts}
 
 
 def abandon(conn: psycopg.Connection, *, user_id: str, storage: ListableStorage) -> bool:
@@ -143,9 +154,12 @@ def _delete_unclaimed_files(
     """Delete the files made from `pathname` that no upload owns and no live token could
     claim. Files are listed before tokens are read: one stored after the listing is not
     among them, and the token it was stored with is seen."""
-    path = PurePosixPath(pathname)
-    listed = storage.list_uploads(str(path.with_name(path.stem)) + "-")
-    files = {key: uploaded for key, uploaded in listed if made_from(pathname, key)}
+    files = {
+        key: uploaded
+        for prefix in sorted(_listing_prefixes(pathname))
+        for key, uploaded in storage.list_uploads(prefix)
+        if made_from(pathname, key)
+    }
     if not files:
         return 0
     recorded = conn.execute(
