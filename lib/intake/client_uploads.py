@@ -33,7 +33,7 @@ from urllib.parse import unquote, urlsplit
 import psycopg
 
 from lib.adapters.storage.base import Storage, StoredObject
-from lib.adapters.storage.blob import public_host
+from lib.adapters.storage.blob import public_url
 from lib.errors import ApiError, BadRequest, ConfigError, PayloadTooLarge, Unauthorized
 from lib.intake import pending_uploads
 from lib.intake.images import check_images
@@ -208,16 +208,14 @@ def complete_waiting(
     """Record the caller's client uploads among `urls` whose callback has not come yet (it
     can come after upload() resolves): a URL counts as the caller's only when the caller
     alone holds a live token it could have been stored with."""
-    store = _store_host(settings)
-    if store is None:
-        return
+    if settings.storage_backend != "blob" or not settings.blob_read_write_token:
+        return  # client uploads need Blob
     recorded = conn.execute("SELECT url FROM selfie_uploads WHERE url = ANY(%s)", (urls,))
     waiting = set(urls) - {row["url"] for row in recorded.fetchall()}
     for url in sorted(waiting):
-        parts = urlsplit(url)
-        if parts.scheme != "https" or parts.hostname != store:
-            continue
-        pathname = unquote(parts.path.removeprefix("/"))
+        pathname = unquote(urlsplit(url).path.removeprefix("/"))
+        if url != public_url(settings.blob_read_write_token, pathname):
+            continue  # not the URL Blob gave for a file of this store
         holders = pending_uploads.claimants(conn, pathname, storage=storage)
         if holders and {holder.user_id for holder in holders} == {user_id}:
             upload = _record(conn, holders[0], pathname, url, storage=storage, settings=settings)
@@ -307,13 +305,6 @@ def _is_selfie_pathname(pathname: str, prefix: str) -> bool:
         and name.isprintable()
         and len(pathname) <= MAX_PATHNAME_LENGTH
     )
-
-
-def _store_host(settings: Settings) -> str | None:
-    """The host of this store's public URLs, when client uploads are possible."""
-    if settings.storage_backend != "blob" or not settings.blob_read_write_token:
-        return None
-    return public_host(settings.blob_read_write_token)
 
 
 def _read_write_token(settings: Settings) -> str:

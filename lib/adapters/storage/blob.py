@@ -60,7 +60,7 @@ class BlobStorage:
         # under the GIL) for every call, which dominated fetching a training set's photos.
         import httpx
 
-        url = f"https://{public_host(self.token)}/{quote(key, safe='/')}"
+        url = public_url(self.token, key)
         try:
             with self._downloads.stream("GET", url) as response:
                 if response.status_code == 404:
@@ -125,9 +125,10 @@ class BlobStorage:
         )
 
 
-def public_host(token: str) -> str:
-    """The host of the store's public URLs: `<store id>.public.blob.vercel-storage.com`."""
-    return f"{token.split('_')[3].lower()}.public.blob.vercel-storage.com"
+def public_url(token: str, key: str) -> str:
+    """An object's public URL: `https://<store id>.public.blob.vercel-storage.com/<key>`."""
+    store = token.split("_")[3].lower()
+    return f"https://{store}.public.blob.vercel-storage.com/{quote(key, safe='/')}"
 
 
 def _loopback_client(emulator_url: str):
