@@ -70,7 +70,7 @@ def start_stack(
     if not env.get("AUTH_JWT_SECRET") and not env.get("AUTH_JWKS_URL"):
         env["AUTH_JWT_SECRET"] = DEV_JWT_SECRET
         parts["Auth"] = "dev HS256 secret (tokens from /_dev/token)"
-    parts["Console uploads"] = (
+    parts["Uploads"] = (
         "@vercel/blob/client (bundled) over 4.5 MB, multipart below"
         if blob_client
         else "multipart only (the Blob client needs Node.js and npm)"
