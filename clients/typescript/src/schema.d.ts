@@ -793,6 +793,7 @@ export interface components {
             zipsDeleted: number;
             deletionsFinished: number;
             unreportedUploadsDeleted: number;
+            webhookEventsPruned: number;
         };
         WebhookAck: {
             /** @constant */
