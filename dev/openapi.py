@@ -13,7 +13,7 @@ from typing import Any
 from dev.server import OPENAPI_DOCUMENT, PROJECT_ROOT, discover_routes
 from lib import client_uploads, models, reconcile, studio, trainings, uploads
 from lib.models import PUBLIC_STATUS
-from lib.training_events import REPLICATE_ID
+from lib.sync.snapshots import REPLICATE_ID
 
 NO_CONTROL_CHARACTERS = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
 _MODEL_ID = {"type": "string", "format": "uuid"}
@@ -230,7 +230,9 @@ def schemas() -> dict[str, Any]:
         "WebhookAck": _object(
             {
                 "received": {"const": True},
-                "outcome": {"enum": ["applied", "unchanged", "duplicate", "unknown"]},
+                "outcome": {
+                    "enum": ["applied", "adopted", "canceled", "unchanged", "duplicate", "unknown"]
+                },
             }
         ),
     }

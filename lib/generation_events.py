@@ -16,6 +16,7 @@ import psycopg
 
 from lib.paths import user_prefix
 from lib.settings import Settings
+from lib.sync import orphans
 from lib.training_events import STATUS_RANK, TERMINAL_RANK, uuid_or_none
 
 logger = logging.getLogger(__name__)
@@ -33,6 +34,26 @@ def find_generation(
         " WHERE replicate_prediction_id = %s OR (id = %s AND replicate_prediction_id IS NULL)",
         (prediction_id, uuid_or_none(generation_hint)),
     ).fetchone()
+
+
+def apply_reported_prediction(
+    conn: psycopg.Connection,
+    generation: dict[str, Any],
+    snapshot: dict[str, Any],
+    *,
+    settings: Settings,
+) -> str:
+    """Apply a prediction reported for a generation (webhook `?generation=`); one the
+    generation does not record is adopted or canceled upstream. The outcome."""
+    if apply_prediction(conn, generation, snapshot, settings=settings):
+        return "applied"
+    outcome = orphans.settle_prediction(
+        conn, snapshot, generation_id=generation["id"], settings=settings
+    )
+    if outcome == "adopted":
+        generation = find_generation(conn, snapshot["id"], None)
+        apply_prediction(conn, generation, snapshot, settings=settings)
+    return outcome
 
 
 def apply_prediction(

@@ -9,6 +9,7 @@ from psycopg.types.json import Jsonb
 from lib import models, quotas
 from lib.errors import BadRequest, Conflict
 from lib.settings import Settings
+from lib.sync import snapshots
 from lib.training_events import (
     CANCELED_ERROR,
     STATUS_RANK,
@@ -95,7 +96,7 @@ def _cancel_upstream(conn: psycopg.Connection, run_id: Any, replicate: "Replicat
     if run is None:
         return  # it ended meanwhile
     try:
-        snapshot = replicate.cancel_training(run["replicate_training_id"])
+        snapshot = snapshots.from_object(replicate.cancel_training(run["replicate_training_id"]))
     except NotFoundUpstream:
         # Replicate has no such training any more: nothing runs, so it is canceled.
         end_run(conn, run_id, status="canceled", error=CANCELED_ERROR)

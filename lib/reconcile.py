@@ -18,7 +18,8 @@ from lib import polling
 from lib.errors import ApiError
 from lib.paths import user_prefix
 from lib.settings import Settings
-from lib.training_events import apply_snapshot, end_run
+from lib.sync import orphans, snapshots
+from lib.training_events import apply_reported_training, apply_snapshot, end_run
 
 if TYPE_CHECKING:  # both pull in httpx; the progress function must not pay for it
     from lib.replicate import Replicate
@@ -30,6 +31,8 @@ CRON_QUIET_SECONDS = 5 * 60
 # Longer than any start request can run (the functions' maxDuration is 300 s).
 PENDING_ABANDONED_MINUTES = 10
 RUNS_PER_BATCH = 25
+# Pages (of 100) of the account's latest trainings searched for ones no run records.
+ORPHAN_PAGES = 3
 ZIPS_PER_BATCH = 100
 # Seconds into a run after which each stage claims no more work: the function (maxDuration
 # 300 s) finishes what it holds; the rest waits for the next run.
@@ -44,6 +47,9 @@ NEVER_STARTED_ERROR = {
     "generations": "The generation never reached Replicate: its request was interrupted",
 }
 SUMMARY_KEYS = (
+    "orphansRecorded",
+    "orphansAdopted",
+    "orphansCanceled",
     "abandonedPending",
     "checked",
     "recovered",
@@ -80,6 +86,8 @@ def reconcile(
         return time.monotonic() < began + seconds
 
     summary = Counter(dict.fromkeys(SUMMARY_KEYS, 0))
+    # Before failing abandoned starts: a training created for one of them is recorded instead.
+    summary.update(_settle_orphans(conn, replicate=replicate, settings=settings))
     summary["abandonedPending"] = sum(_fail_abandoned_pending(conn, t) for t in NEVER_STARTED_ERROR)
     while within(CHECKS_UNTIL) and (
         quiet := polling.claim_quiet_rows(
@@ -107,6 +115,28 @@ def reconcile(
     return dict(summary)
 
 
+def _settle_orphans(
+    conn: psycopg.Connection, *, replicate: "Replicate", settings: Settings
+) -> Counter:
+    """Record, adopt or cancel recent trainings of ours that no run records."""
+    keys = {
+        "applied": "orphansRecorded",
+        "adopted": "orphansAdopted",
+        "canceled": "orphansCanceled",
+    }
+    try:
+        found = orphans.unrecorded_trainings(conn, replicate, pages=ORPHAN_PAGES)
+    except ApiError as error:
+        logger.warning("orphan search failed code=%s", error.code)
+        return Counter(checkErrors=1)
+    outcomes = Counter()
+    for run_id, training in found:
+        outcome = apply_reported_training(conn, training, run_id=run_id, settings=settings)
+        if outcome in keys:
+            outcomes[keys[outcome]] += 1
+    return outcomes
+
+
 def check_training(
     conn: psycopg.Connection, run: dict[str, Any], *, replicate: "Replicate", settings: Settings
 ) -> str:
@@ -115,7 +145,7 @@ def check_training(
 
     training_id = run["replicate_id"]
     try:
-        snapshot = replicate.get_training(training_id)
+        snapshot = snapshots.from_object(replicate.get_training(training_id))
     except NotFoundUpstream:
         # Replicate forgets trainings stuck in its queue (404 ~30 min after create).
         end_run(conn, run["id"], status="failed", error=NOT_FOUND_ERROR)
@@ -161,7 +191,7 @@ def _fail_abandoned_pending(conn: psycopg.Connection, table: str) -> int:
     query = sql.SQL(
         """
         UPDATE {table} SET status = 'failed', status_rank = 3, error = %(error)s,
-                           completed_at = now()
+                           completed_at = now(), create_unanswered = true
         WHERE id IN (
             SELECT id FROM {table}
             WHERE status_rank = 0 AND created_at < now() - make_interval(mins => %(minutes)s)

@@ -157,6 +157,22 @@ class Replicate:
         """Ask Replicate to cancel a training."""
         return snapshot(self._call(lambda: self.client.trainings.cancel(training_id)))
 
+    def recent_trainings(self, *, pages: int) -> list[dict[str, Any]]:
+        """The account's trainings, newest first, up to `pages` pages: snapshots plus their
+        `input` and `created_at`."""
+        found: list[dict[str, Any]] = []
+        cursor = None
+        for _ in range(pages):
+            page = self._call(lambda c=cursor: self.client.trainings.list(cursor=c))
+            found += [
+                {**snapshot(t), "input": t.input or {}, "created_at": t.created_at}
+                for t in page.results
+            ]
+            if not page.next:
+                break
+            cursor = page.next
+        return found
+
     def create_prediction(
         self, *, version: str, prediction_input: dict[str, Any], webhook: str | None
     ) -> dict[str, Any]:
@@ -169,6 +185,10 @@ class Replicate:
     def get_prediction(self, prediction_id: str) -> dict[str, Any]:
         """The prediction as Replicate sees it now (404 raises NotFoundUpstream)."""
         return snapshot(self._call(lambda: self.client.predictions.get(prediction_id)))
+
+    def cancel_prediction(self, prediction_id: str) -> dict[str, Any]:
+        """Ask Replicate to cancel a prediction."""
+        return snapshot(self._call(lambda: self.client.predictions.cancel(prediction_id)))
 
     def download(self, url: str) -> "Download":
         """One output file from Replicate's delivery host (its URLs expire after an hour)."""
@@ -272,6 +292,11 @@ class Replicate:
             raise BadGateway("Replicate could not be reached", code="replicate_unreachable") from (
                 error
             )
+        except ValueError as error:  # the client could not read the answer (e.g. a new status)
+            logger.warning("replicate answer unreadable error=%s", type(error).__name__)
+            raise BadGateway(
+                "Replicate answered something we cannot read", code="replicate_unreadable"
+            ) from error
 
 
 class NotFoundUpstream(BadGateway):

@@ -8,9 +8,18 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from lib import generation_events, models, polling, quotas
-from lib.errors import ApiError, BadRequest, Conflict, Unprocessable
+from lib import database, generation_events, models, polling, quotas
+from lib.errors import (
+    ApiError,
+    BadGateway,
+    BadRequest,
+    Conflict,
+    ServiceUnavailable,
+    Unprocessable,
+)
 from lib.settings import Settings
+from lib.sync import snapshots
+from lib.training.start_failures import UNANSWERED_CODES
 from lib.training_events import TERMINAL_RANK
 from lib.trainings import WEBHOOK_PATH
 
@@ -95,16 +104,19 @@ def generate(
     generation = _insert_pending(
         conn, user_id, model["id"], prediction_input, settings.generation_daily_limit
     )
+    snapshot = None
     try:
-        snapshot = replicate.create_prediction(
-            version=f"{model['replicate_model_id']}:{model['replicate_version_id']}",
-            prediction_input=prediction_input,
-            webhook=settings.callback_url(WEBHOOK_PATH, generation=str(generation["id"])),
+        snapshot = snapshots.from_object(
+            replicate.create_prediction(
+                version=f"{model['replicate_model_id']}:{model['replicate_version_id']}",
+                prediction_input=prediction_input,
+                webhook=settings.callback_url(WEBHOOK_PATH, generation=str(generation["id"])),
+            )
         )
         generation_events.apply_prediction(conn, generation, snapshot, settings=settings)
-    except ApiError as error:
-        _fail(conn, generation["id"], error.message)
-        raise
+    except Exception as error:
+        answer = _end_failed_generate(generation["id"], error, snapshot, settings)
+        raise answer from (None if answer is error else error)
     logger.info("generation started generation=%s prediction=%s", generation["id"], snapshot["id"])
     return generation_json(_generation(conn, generation["id"]))
 
@@ -167,7 +179,7 @@ def poll_predictions(
 
     for prediction_id in prediction_ids:
         try:
-            snapshot = Replicate(settings).get_prediction(prediction_id)
+            snapshot = snapshots.from_object(Replicate(settings).get_prediction(prediction_id))
             generation = generation_events.find_generation(conn, prediction_id, None)
             if generation:
                 generation_events.apply_prediction(conn, generation, snapshot, settings=settings)
@@ -177,12 +189,32 @@ def poll_predictions(
             logger.warning("poll failed prediction=%s code=%s", prediction_id, error.code)
 
 
-def _fail(conn: psycopg.Connection, generation_id: Any, message: str) -> None:
-    conn.execute(
-        "UPDATE generations SET status = 'failed', status_rank = 3, error = %s,"
-        " completed_at = now() WHERE id = %s AND status_rank < 3",
-        (message, generation_id),
-    )
+def _end_failed_generate(
+    generation_id: Any, error: Exception, snapshot: dict[str, Any] | None, settings: Settings
+) -> ApiError:
+    """Fail a generation whose request broke after its row was written, on a connection of its
+    own (the request's may be what died); the error to answer with. A prediction whose answer
+    never came may still be created: its webhook then adopts it (lib/sync/orphans.py)."""
+    if isinstance(error, ApiError):
+        answer = error
+    elif isinstance(error, psycopg.Error):
+        answer = ServiceUnavailable("The database connection was lost", code="database_unavailable")
+    else:
+        logger.error("generate failed generation=%s", generation_id, exc_info=error)
+        answer = BadGateway("The generation could not be started; try again", code="start_failed")
+    unanswered = snapshot is None and answer.code in UNANSWERED_CODES
+    try:
+        with database.connect_fresh(settings) as conn:
+            conn.execute(
+                "UPDATE generations SET status = 'failed', status_rank = 3, error = %s,"
+                " completed_at = now(), create_unanswered = %s WHERE id = %s AND status_rank < 3",
+                (answer.message, unanswered, generation_id),
+            )
+    except (ApiError, psycopg.Error):
+        logger.error(
+            "failed generation not recorded generation=%s (the cron fails it)", generation_id
+        )
+    return answer
 
 
 def _generation(conn: psycopg.Connection, generation_id: Any) -> dict[str, Any]:

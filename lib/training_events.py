@@ -6,18 +6,15 @@ when something the user can see changes: the status or the percentage at once, t
 ETA alone at most once per poll interval.
 """
 
-import json
 import logging
-import re
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 
-from lib.errors import BadRequest
 from lib.settings import Settings
+from lib.sync import orphans, snapshots
 from lib.trainer_logs import TrainerProgress, logs_tail, parse_progress
 
 logger = logging.getLogger(__name__)
@@ -32,9 +29,6 @@ STATUS_RANK = {
 }
 TERMINAL_RANK = 3
 CANCELED_ERROR = "Training was canceled"
-REPLICATE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
-# "owner/name:version" as Replicate reports a pushed version.
-VERSION_REF = re.compile(r"([A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}):([A-Za-z0-9]{1,128})")
 MAX_URL_LENGTH = 2048
 # The frontend polls every 5 s, Replicate sends logs webhooks up to twice a second: a step that
 # moved alone is worth one write per poll, not one per webhook.
@@ -50,16 +44,8 @@ class Applied:
 
 
 def parse_payload(body: bytes) -> dict[str, Any]:
-    """A webhook body (already verified) as a training snapshot."""
-    try:
-        payload = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise BadRequest("The webhook body is not JSON", code="invalid_json") from None
-    if not isinstance(payload, dict) or payload.get("status") not in STATUS_RANK:
-        raise BadRequest("The webhook body is not a Replicate object", code="invalid_payload")
-    if not isinstance(payload.get("id"), str) or not REPLICATE_ID.fullmatch(payload["id"]):
-        raise BadRequest("The webhook body has no valid id", code="invalid_payload")
-    return payload
+    """A webhook body (already verified) as a snapshot, safe for every path below."""
+    return snapshots.from_webhook(body)
 
 
 def record_webhook(
@@ -88,12 +74,11 @@ def record_webhook(
         if first is None:
             outcome = "duplicate"
         elif _known(conn, payload["id"], run_hint):
-            outcome = "applied" if apply_snapshot(conn, payload, run_id=run_hint) else "unchanged"
+            outcome = apply_reported_training(conn, payload, run_id=run_hint, settings=settings)
         elif generation := generation_events.find_generation(conn, payload["id"], generation_hint):
-            changed = generation_events.apply_prediction(
+            outcome = generation_events.apply_reported_prediction(
                 conn, generation, payload, settings=settings
             )
-            outcome = "applied" if changed else "unchanged"
         else:
             outcome = "unknown"
     logger.info(
@@ -106,10 +91,25 @@ def record_webhook(
     return outcome
 
 
+def apply_reported_training(
+    conn: psycopg.Connection, snapshot: dict[str, Any], *, run_id: Any, settings: Settings
+) -> str:
+    """Apply a training reported for a run (webhook `?run=`, cron listing); one the run does
+    not record is adopted or canceled upstream (lib/sync/orphans.py). The outcome."""
+    if apply_snapshot(conn, snapshot, run_id=run_id):
+        return "applied"
+    run_id = uuid_or_none(run_id)
+    outcome = orphans.settle_training(conn, snapshot, run_id=run_id, settings=settings)
+    if outcome == "adopted":
+        apply_snapshot(conn, snapshot)
+    return outcome
+
+
 def apply_snapshot(
     conn: psycopg.Connection, snapshot: dict[str, Any], *, run_id: str | None = None
 ) -> Applied | None:
     """Move the run forward to what the snapshot says; None when nothing changed."""
+    snapshot = snapshots.as_training(snapshot)  # never `succeeded` without a version
     status = snapshot["status"]
     rank = STATUS_RANK[status]
     logs = _text(snapshot.get("logs"))
@@ -154,8 +154,8 @@ def apply_snapshot(
             "step_every": STEP_WRITE_SECONDS,
             "error": _error_text(snapshot),
             "logs_tail": logs_tail(logs),
-            "started_at": _moment(snapshot.get("started_at")),
-            "completed_at": _moment(snapshot.get("completed_at")),
+            "started_at": snapshots.moment(snapshot.get("started_at")),
+            "completed_at": snapshots.moment(snapshot.get("completed_at")),
         },
     ).fetchone()
     if row is None:
@@ -167,13 +167,20 @@ def apply_snapshot(
 
 
 def end_run(
-    conn: psycopg.Connection, run_id: Any, *, status: str, error: str, below_rank: int = 3
+    conn: psycopg.Connection,
+    run_id: Any,
+    *,
+    status: str,
+    error: str,
+    below_rank: int = 3,
+    create_unanswered: bool = False,
 ) -> bool:
-    """End a run here (failed or canceled) unless it already reached `below_rank`."""
+    """End a run here (failed or canceled) unless it already reached `below_rank`;
+    `create_unanswered` when Replicate may yet create its training (lib/sync/orphans.py)."""
     row = conn.execute(
-        "UPDATE training_runs SET status = %s, status_rank = 3, error = %s, completed_at = now()"
-        " WHERE id = %s AND status_rank < %s RETURNING id",
-        (status, error, run_id, below_rank),
+        "UPDATE training_runs SET status = %s, status_rank = 3, error = %s, completed_at = now(),"
+        " create_unanswered = %s WHERE id = %s AND status_rank < %s RETURNING id",
+        (status, error, create_unanswered, run_id, below_rank),
     ).fetchone()
     return row is not None
 
@@ -189,8 +196,7 @@ def _known(conn: psycopg.Connection, replicate_id: str, run_hint: str | None) ->
 
 def _record_trained_version(conn: psycopg.Connection, model_id: Any, output: dict) -> None:
     # output.version is "owner/name:version_id" of the version the training pushed.
-    version = VERSION_REF.fullmatch(str(output.get("version") or ""))
-    destination, version_id = version.groups() if version else (None, None)
+    destination, version_id = snapshots.trained_version(output.get("version")) or (None, None)
     weights = output.get("weights")
     if not (isinstance(weights, str) and _is_web_url(weights)):
         weights = None
@@ -215,19 +221,7 @@ def _error_text(snapshot: dict[str, Any]) -> str | None:
 
 
 def _text(value: Any) -> str:
-    """Text PostgreSQL accepts: it refuses NUL characters."""
-    return value.replace("\x00", "") if isinstance(value, str) else ""
-
-
-def _moment(value: Any) -> datetime | None:
-    """An ISO 8601 time from Replicate, or None for anything else."""
-    if isinstance(value, datetime):
-        return value
-    try:
-        moment = datetime.fromisoformat(value)
-    except (TypeError, ValueError):
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return snapshots.clean_text(value) if isinstance(value, str) else ""
 
 
 def _is_web_url(value: str) -> bool:

@@ -1,0 +1,153 @@
+"""Trainings and predictions that run on Replicate while no row of ours records them.
+
+A create call we gave up on (a timeout, a lost connection, a function that died mid-call) may
+still create the object upstream, where it bills while nothing shows it. Found by its webhook
+(`?run=`, `?generation=`) or by the cron listing recent trainings, it is adopted when the row it
+belongs to failed only because the create answer never came (`create_unanswered`) and nothing
+has replaced that row since: the row is put back to `pending` with the object's id, so the
+caller's next apply shows the real progress and result. Otherwise a live one is canceled at
+once.
+"""
+
+import logging
+import re
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+
+from lib.errors import ApiError, BadRequest
+from lib.settings import Settings
+from lib.sync import snapshots
+
+if TYPE_CHECKING:  # pulls in httpx; the webhook function must not pay for it
+    from lib.replicate import Replicate
+
+logger = logging.getLogger(__name__)
+
+LIVE = frozenset({"starting", "processing"})
+# The run a training belongs to, from its input ZIP's key (`…/trainings/<run id>.zip`).
+RUN_IN_ZIP_URL = re.compile(
+    r"/trainings/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
+)
+# How far back the cron looks: longer than the gap between two daily (Hobby) cron runs.
+LOOKBACK = timedelta(hours=48)
+
+_ADOPT_RUN = """
+    UPDATE training_runs r SET status = 'pending', status_rank = 0, error = NULL,
+        completed_at = NULL, replicate_training_id = %(object_id)s, create_unanswered = false,
+        last_event_at = now()
+    WHERE r.id = %(row_id)s AND r.status = 'failed' AND r.create_unanswered
+      AND r.replicate_training_id IS NULL
+      AND NOT EXISTS (SELECT 1 FROM training_runs later
+                      WHERE later.model_id = r.model_id AND later.created_at > r.created_at)
+    RETURNING r.id
+"""
+_ADOPT_GENERATION = """
+    UPDATE generations g SET status = 'pending', status_rank = 0, error = NULL,
+        completed_at = NULL, replicate_prediction_id = %(object_id)s, create_unanswered = false,
+        last_event_at = now()
+    WHERE g.id = %(row_id)s AND g.status = 'failed' AND g.create_unanswered
+      AND g.replicate_prediction_id IS NULL
+    RETURNING g.id
+"""
+
+
+def settle_training(
+    conn: psycopg.Connection, snapshot: dict[str, Any], *, run_id: Any, settings: Settings
+) -> str:
+    """A training reported for a run that does not record it: "adopted" (apply it next),
+    "canceled" upstream, or "unchanged" (recorded, or over and billing nothing)."""
+    recorded = conn.execute(
+        "SELECT 1 FROM training_runs WHERE replicate_training_id = %s", (snapshot["id"],)
+    ).fetchone()
+    if recorded or run_id is None:
+        return "unchanged"
+    if _adopt(conn, _ADOPT_RUN, row_id=run_id, object_id=snapshot["id"]):
+        logger.warning("orphan training adopted run=%s training=%s", run_id, snapshot["id"])
+        return "adopted"
+    return _cancel(snapshot, "training", run_id, settings)
+
+
+def settle_prediction(
+    conn: psycopg.Connection, snapshot: dict[str, Any], *, generation_id: Any, settings: Settings
+) -> str:
+    """A prediction reported for a generation that does not record it: as settle_training."""
+    recorded = conn.execute(
+        "SELECT 1 FROM generations WHERE replicate_prediction_id = %s", (snapshot["id"],)
+    ).fetchone()
+    if recorded:
+        return "unchanged"
+    if _adopt(conn, _ADOPT_GENERATION, row_id=generation_id, object_id=snapshot["id"]):
+        logger.warning(
+            "orphan prediction adopted generation=%s prediction=%s", generation_id, snapshot["id"]
+        )
+        return "adopted"
+    return _cancel(snapshot, "prediction", generation_id, settings)
+
+
+def unrecorded_trainings(
+    conn: psycopg.Connection, replicate: "Replicate", *, pages: int
+) -> list[tuple[str, dict[str, Any]]]:
+    """(run id, training) for each recent training of ours no run records, newest first."""
+    since = datetime.now(UTC) - LOOKBACK
+    listed = [t for t in replicate.recent_trainings(pages=pages) if _created_after(t, since)]
+    recorded = _recorded(conn, [t["id"] for t in listed])
+    found = []
+    for training in listed:
+        run_id = run_of(training.get("input"))
+        if run_id and training["id"] not in recorded:
+            try:
+                found.append((run_id, snapshots.from_object(training)))
+            except BadRequest:
+                continue  # not an object we could ever apply
+    return found
+
+
+def run_of(training_input: Any) -> str | None:
+    """The run whose ZIP a training's input names, if any."""
+    images = training_input.get("input_images") if isinstance(training_input, dict) else None
+    match = RUN_IN_ZIP_URL.search(images) if isinstance(images, str) else None
+    return match.group(1) if match else None
+
+
+def _adopt(conn: psycopg.Connection, query: str, *, row_id: Any, object_id: str) -> bool:
+    try:
+        with conn.transaction():
+            row = conn.execute(query, {"row_id": row_id, "object_id": object_id}).fetchone()
+            return row is not None
+    except psycopg.errors.UniqueViolation:
+        # training_runs_one_active_per_user: the user started another training meanwhile.
+        return False
+
+
+def _cancel(snapshot: dict[str, Any], kind: str, row_id: Any, settings: Settings) -> str:
+    if snapshot["status"] not in LIVE:
+        return "unchanged"
+    from lib.replicate import Replicate
+
+    try:
+        replicate = Replicate(settings)
+        cancel = replicate.cancel_training if kind == "training" else replicate.cancel_prediction
+        cancel(snapshot["id"])
+    except ApiError as error:
+        # The cron lists recent trainings and tries again.
+        logger.warning("orphan %s not canceled id=%s code=%s", kind, snapshot["id"], error.code)
+        return "unchanged"
+    logger.warning("orphan %s canceled row=%s id=%s", kind, row_id, snapshot["id"])
+    return "canceled"
+
+
+def _created_after(training: dict[str, Any], since: datetime) -> bool:
+    created = snapshots.moment(training.get("created_at"))
+    return created is None or created >= since
+
+
+def _recorded(conn: psycopg.Connection, ids: Iterable[str]) -> set[str]:
+    rows = conn.execute(
+        "SELECT replicate_training_id AS id FROM training_runs"
+        " WHERE replicate_training_id = ANY(%s)",
+        (list(ids),),
+    ).fetchall()
+    return {row["id"] for row in rows}

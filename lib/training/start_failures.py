@@ -1,0 +1,78 @@
+"""A start (or retry) that broke after writing its pending run: end it, clean up, say why.
+
+Whatever broke — the database, storage, Replicate, a bug — the run ends as failed on a
+connection of its own (the request's may be the thing that died), the ZIP it stored is deleted,
+a training Replicate created that we could not record is canceled, and the user's one training
+slot is free again. When even that connection fails, the cron fails the run after
+PENDING_ABANDONED_MINUTES and deletes its ZIP (its key is recorded before the upload).
+"""
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+
+from lib import database
+from lib.errors import ApiError, BadGateway, ServiceUnavailable
+from lib.settings import Settings
+from lib.training_events import end_run
+
+if TYPE_CHECKING:
+    from lib.replicate import Replicate
+    from lib.storage import Storage
+
+logger = logging.getLogger(__name__)
+
+# Replicate may have created the training though its answer never reached us.
+UNANSWERED_CODES = frozenset({"replicate_timeout", "replicate_unreachable"})
+
+
+def end_failed_start(
+    run_id: str,
+    error: Exception,
+    *,
+    zip_key: str,
+    created: dict[str, Any] | None,
+    replicate: "Replicate",
+    storage: "Storage",
+    settings: Settings,
+) -> ApiError:
+    """End the run after `error`; the contract's 502/503/504 error to answer with."""
+    answer = _answer(error)
+    if not isinstance(error, ApiError):
+        logger.error("start failed run=%s error=%s", run_id, type(error).__name__, exc_info=error)
+    if created is not None:
+        _cancel_quietly(replicate, created["id"])
+    try:
+        storage.delete([zip_key])
+    except Exception as delete_error:  # the cron deletes it with the run's other leftovers
+        logger.warning("zip not deleted run=%s error=%s", run_id, type(delete_error).__name__)
+    unanswered = created is None and answer.code in UNANSWERED_CODES
+    try:
+        with database.connect_fresh(settings) as conn:
+            end_run(
+                conn, run_id, status="failed", error=answer.message, create_unanswered=unanswered
+            )
+    except (ApiError, psycopg.Error):
+        logger.error("failed start not recorded run=%s (the cron fails it)", run_id)
+    return answer
+
+
+def _answer(error: Exception) -> ApiError:
+    if isinstance(error, ApiError):
+        return error
+    if isinstance(error, psycopg.Error):
+        return ServiceUnavailable(
+            "The database connection was lost while starting the training; try again",
+            code="database_unavailable",
+        )
+    return BadGateway("The training could not be started; try again", code="start_failed")
+
+
+def _cancel_quietly(replicate: "Replicate", training_id: str) -> None:
+    try:
+        replicate.cancel_training(training_id)
+    except ApiError as error:  # the cron finds it among recent trainings and cancels it
+        logger.warning("cancel failed training=%s code=%s", training_id, error.code)
+    else:
+        logger.warning("training canceled: its start failed training=%s", training_id)
