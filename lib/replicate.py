@@ -53,6 +53,11 @@ class BoundedRetryTransport(httpx.HTTPTransport):
     RETRY_METHODS = frozenset({"GET", "HEAD", "DELETE"})
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        limits = request.extensions.get("timeout", {})
+        if any(limit is None for limit in limits.values()):
+            # The client creates predictions with no timeout at all (replicate 1.0.7): a create
+            # Replicate never answers would hold the function until Vercel kills it.
+            request.extensions["timeout"] = TIMEOUT.as_dict()
         for attempt in range(1, MAX_ATTEMPTS + 1):
             response = super().handle_request(request)
             retry = request.method in self.RETRY_METHODS and response.status_code in (
@@ -161,7 +166,7 @@ class Replicate:
         """The account's trainings, newest first, up to `pages` pages: snapshots plus their
         `input` and `created_at`."""
         found: list[dict[str, Any]] = []
-        cursor = None
+        cursor: Any = ...  # the client's "first page"
         for _ in range(pages):
             page = self._call(lambda c=cursor: self.client.trainings.list(cursor=c))
             found += [
