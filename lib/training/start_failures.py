@@ -39,10 +39,10 @@ def end_failed_start(
 ) -> ApiError:
     """End the run after `error`; the contract's 502/503/504 error to answer with."""
     answer = _answer(error)
-    if not isinstance(error, ApiError):
+    if isinstance(error, psycopg.Error):
+        logger.warning("start failed run=%s error=%s", run_id, type(error).__name__)
+    elif not isinstance(error, ApiError):  # a bug: its traceback belongs in the logs
         logger.error("start failed run=%s error=%s", run_id, type(error).__name__, exc_info=error)
-    if created is not None:
-        _cancel_quietly(replicate, created["id"])
     try:
         storage.delete([zip_key])
     except Exception as delete_error:  # the cron deletes it with the run's other leftovers
@@ -55,6 +55,8 @@ def end_failed_start(
             )
     except (ApiError, psycopg.Error):
         logger.error("failed start not recorded run=%s (the cron fails it)", run_id)
+    if created is not None:  # after the run ended: its `canceled` webhook must not end it first
+        _cancel_quietly(replicate, created["id"])
     return answer
 
 
