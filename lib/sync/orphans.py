@@ -22,7 +22,7 @@ from lib.settings import Settings
 from lib.sync import snapshots
 
 if TYPE_CHECKING:  # pulls in httpx; the webhook function must not pay for it
-    from lib.replicate import Replicate
+    from lib.adapters.replicate import Replicate
 
 logger = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ def _adopt(conn: psycopg.Connection, query: str, *, row_id: Any, object_id: str)
 def _cancel(snapshot: dict[str, Any], kind: str, row_id: Any, settings: Settings) -> str:
     if snapshot["status"] not in LIVE:
         return "unchanged"
-    from lib.replicate import Replicate
+    from lib.adapters.replicate import Replicate
 
     try:
         replicate = Replicate(settings)

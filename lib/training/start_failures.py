@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from lib import database
+from lib.adapters import database
 from lib.errors import ApiError, BadGateway, ServiceUnavailable
 from lib.settings import Settings
-from lib.training_events import end_run
+from lib.sync.training_runs import end_run
 
 if TYPE_CHECKING:
-    from lib.replicate import Replicate
-    from lib.storage import Storage
+    from lib.adapters.replicate import Replicate
+    from lib.adapters.storage.base import Storage
 
 logger = logging.getLogger(__name__)
 

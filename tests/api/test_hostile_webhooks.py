@@ -5,8 +5,8 @@ import uuid
 
 import pytest
 
+from lib.adapters.signatures import sign
 from lib.sync.snapshots import NO_VERSION_ERROR
-from lib.webhooks import sign
 from tests.helpers import deliver, go_quiet, progress, started
 
 DEPTH = 10_000

@@ -5,7 +5,7 @@ import time
 import httpx
 import pytest
 
-import lib.replicate
+import lib.adapters.replicate
 from tests.api.test_reconcile import CRON_SECRET
 from tests.helpers import progress, start_training, started, upload_selfies
 
@@ -17,8 +17,9 @@ SHORT_TIMEOUT = httpx.Timeout(5.0, connect=1.0, read=1.0, write=1.0, pool=1.0)
 @pytest.fixture
 def slow_create(stack, monkeypatch):
     """Replicate's next create call answers only after our client stopped waiting."""
-    monkeypatch.setattr(lib.replicate, "TIMEOUT", SHORT_TIMEOUT)
-    monkeypatch.setattr(lib.replicate, "_clients", {})  # clients are built with the timeout
+    monkeypatch.setattr(lib.adapters.replicate, "TIMEOUT", SHORT_TIMEOUT)
+    # Clients are built with the timeout: none cached.
+    monkeypatch.setattr(lib.adapters.replicate, "_clients", {})
 
     def delay(path_pattern: str) -> None:
         stack.replicate.delay_next("POST", path_pattern, CREATE_DELAY)

@@ -7,9 +7,9 @@ from contextlib import contextmanager
 import psycopg
 import pytest
 
+from lib.adapters.clients import get_storage
 from lib.errors import NotFound
 from lib.settings import get_settings
-from lib.storage import get_storage
 from tests.api.test_orphans import created_upstream
 from tests.helpers import upload_selfies
 

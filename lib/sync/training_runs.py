@@ -15,7 +15,7 @@ import psycopg
 
 from lib.settings import Settings
 from lib.sync import orphans, snapshots
-from lib.trainer_logs import TrainerProgress, logs_tail, parse_progress
+from lib.sync.trainer_logs import TrainerProgress, logs_tail, parse_progress
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def record_webhook(
     retry of it is applied.
     """
     # Imported here: generation_events builds on this module's status ranks.
-    from lib import generation_events
+    from lib.sync import generations
 
     with conn.transaction():
         first = conn.execute(
@@ -75,8 +75,8 @@ def record_webhook(
             outcome = "duplicate"
         elif _known(conn, payload["id"], run_hint):
             outcome = apply_reported_training(conn, payload, run_id=run_hint, settings=settings)
-        elif generation := generation_events.find_generation(conn, payload["id"], generation_hint):
-            outcome = generation_events.apply_reported_prediction(
+        elif generation := generations.find_generation(conn, payload["id"], generation_hint):
+            outcome = generations.apply_reported_prediction(
                 conn, generation, payload, settings=settings
             )
         else:
