@@ -73,8 +73,10 @@ def record_webhook(
         ).fetchone()
         if first is None:
             outcome = "duplicate"
-        elif _known(conn, payload["id"], run_hint):
-            outcome = apply_reported_training(conn, payload, run_id=run_hint, settings=settings)
+        elif (recorded := _recorded(conn, payload["id"], run_hint)) is not None:
+            outcome = apply_reported_training(
+                conn, payload, run_id=run_hint, settings=settings, recorded=recorded
+            )
         elif generation := generations.find_generation(conn, payload["id"], generation_hint):
             outcome = generations.apply_reported_prediction(
                 conn, generation, payload, settings=settings
@@ -92,12 +94,19 @@ def record_webhook(
 
 
 def apply_reported_training(
-    conn: psycopg.Connection, snapshot: dict[str, Any], *, run_id: Any, settings: Settings
+    conn: psycopg.Connection,
+    snapshot: dict[str, Any],
+    *,
+    run_id: Any,
+    settings: Settings,
+    recorded: bool = False,
 ) -> str:
-    """Apply a training reported for a run (webhook `?run=`, cron listing); one the run does
-    not record is adopted or canceled upstream (lib/sync/orphans.py). The outcome."""
+    """Apply a training reported for a run (webhook `?run=`, cron listing); one no run
+    records is adopted or canceled upstream (lib/sync/orphans.py). The outcome."""
     if apply_snapshot(conn, snapshot, run_id=run_id):
         return "applied"
+    if recorded:
+        return "unchanged"
     run_id = uuid_or_none(run_id)
     outcome = orphans.settle_training(conn, snapshot, run_id=run_id, settings=settings)
     if outcome == "adopted":
@@ -185,13 +194,16 @@ def end_run(
     return row is not None
 
 
-def _known(conn: psycopg.Connection, replicate_id: str, run_hint: str | None) -> bool:
+def _recorded(conn: psycopg.Connection, replicate_id: str, run_hint: str | None) -> bool | None:
+    """True when a run records the training, False when only the run it names is ours (not
+    recording any training yet), None when it is no training of ours."""
     row = conn.execute(
-        "SELECT 1 FROM training_runs WHERE replicate_training_id = %s"
-        " OR (id = %s AND replicate_training_id IS NULL)",
+        "SELECT replicate_training_id IS NOT NULL AS recorded FROM training_runs"
+        " WHERE replicate_training_id = %s OR (id = %s AND replicate_training_id IS NULL)"
+        " ORDER BY 1 DESC LIMIT 1",
         (replicate_id, uuid_or_none(run_hint)),
     ).fetchone()
-    return row is not None
+    return row["recorded"] if row else None
 
 
 def _record_trained_version(conn: psycopg.Connection, model_id: Any, output: dict) -> None:
