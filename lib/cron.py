@@ -17,7 +17,7 @@ from psycopg import sql
 from lib.adapters.storage.keys import user_prefix
 from lib.errors import ApiError
 from lib.settings import Settings
-from lib.sync import orphans, polling, snapshots
+from lib.sync import generations, orphans, polling, snapshots
 from lib.sync.training_runs import apply_reported_training, apply_snapshot, end_run
 
 if TYPE_CHECKING:  # both pull in httpx; the progress function must not pay for it
@@ -118,23 +118,26 @@ def reconcile(
 def _settle_orphans(
     conn: psycopg.Connection, *, replicate: "Replicate", settings: Settings
 ) -> Counter:
-    """Record, adopt or cancel recent trainings of ours that no run records."""
+    """Record, adopt or cancel recent trainings and predictions of ours no row records."""
     keys = {
         "applied": "orphansRecorded",
         "adopted": "orphansAdopted",
         "canceled": "orphansCanceled",
     }
     try:
-        found = orphans.unrecorded_trainings(conn, replicate, pages=ORPHAN_PAGES)
+        trainings = orphans.unrecorded_trainings(conn, replicate, pages=ORPHAN_PAGES)
+        predictions = orphans.unrecorded_predictions(conn, replicate, pages=ORPHAN_PAGES)
     except ApiError as error:
         logger.warning("orphan search failed code=%s", error.code)
         return Counter(checkErrors=1)
-    outcomes = Counter()
-    for run_id, training in found:
-        outcome = apply_reported_training(conn, training, run_id=run_id, settings=settings)
-        if outcome in keys:
-            outcomes[keys[outcome]] += 1
-    return outcomes
+    outcomes = [
+        apply_reported_training(conn, training, run_id=run_id, settings=settings)
+        for run_id, training in trainings
+    ] + [
+        generations.apply_reported_prediction(conn, generation, prediction, settings=settings)
+        for generation, prediction in predictions
+    ]
+    return Counter(keys[outcome] for outcome in outcomes if outcome in keys)
 
 
 def check_training(

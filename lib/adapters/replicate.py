@@ -164,14 +164,22 @@ class Replicate:
 
     def recent_trainings(self, *, pages: int) -> list[dict[str, Any]]:
         """The account's trainings, newest first, up to `pages` pages: snapshots plus their
-        `input` and `created_at`."""
+        `input`, `version` and `created_at`."""
+        return self._recent(self.client.trainings, pages)
+
+    def recent_predictions(self, *, pages: int) -> list[dict[str, Any]]:
+        """The account's predictions, as recent_trainings."""
+        return self._recent(self.client.predictions, pages)
+
+    def _recent(self, resource: Any, pages: int) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
         cursor: Any = ...  # the client's "first page"
         for _ in range(pages):
-            page = self._call(lambda c=cursor: self.client.trainings.list(cursor=c))
+            page = self._call(lambda c=cursor: resource.list(cursor=c))
             found += [
-                {**snapshot(t), "input": t.input or {}, "created_at": t.created_at}
-                for t in page.results
+                {**snapshot(job), "input": job.input, "version": job.version}
+                | {"created_at": job.created_at}
+                for job in page.results
             ]
             if not page.next:
                 break

@@ -11,15 +11,17 @@ once.
 
 import logging
 import re
-from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
 
 from lib.errors import ApiError, BadRequest
 from lib.settings import Settings
 from lib.sync import snapshots
+from lib.sync.polling import POLLED_TABLES
 
 if TYPE_CHECKING:  # pulls in httpx; the webhook function must not pay for it
     from lib.adapters.replicate import Replicate
@@ -93,7 +95,7 @@ def unrecorded_trainings(
     """(run id, training) for each recent training of ours no run records, newest first."""
     since = datetime.now(UTC) - LOOKBACK
     listed = [t for t in replicate.recent_trainings(pages=pages) if _created_after(t, since)]
-    recorded = _recorded(conn, [t["id"] for t in listed])
+    recorded = _recorded(conn, "training_runs", [t["id"] for t in listed])
     found = []
     for training in listed:
         run_id = run_of(training.get("input"))
@@ -102,6 +104,36 @@ def unrecorded_trainings(
                 found.append((run_id, snapshots.from_object(training)))
             except BadRequest:
                 continue  # not an object we could ever apply
+    return found
+
+
+def unrecorded_predictions(
+    conn: psycopg.Connection, replicate: "Replicate", *, pages: int
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(generation, prediction) for each recent prediction no generation records, matched to
+    the latest unrecorded generation of the same trained version with the same input."""
+    since = datetime.now(UTC) - LOOKBACK
+    listed = [p for p in replicate.recent_predictions(pages=pages) if _created_after(p, since)]
+    recorded = _recorded(conn, "generations", [p["id"] for p in listed])
+    found = []
+    for prediction in listed:
+        if prediction["id"] in recorded or not isinstance(prediction["input"], dict):
+            continue
+        generation = conn.execute(
+            """
+            SELECT g.id, g.user_id, g.input, g.status_rank FROM generations g
+            JOIN user_models m ON m.id = g.model_id
+            WHERE g.replicate_prediction_id IS NULL AND m.replicate_version_id = %s
+              AND g.input = %s AND g.created_at > %s
+            ORDER BY g.created_at DESC LIMIT 1
+            """,
+            (prediction["version"], Jsonb(prediction["input"]), since),
+        ).fetchone()
+        if generation:
+            try:
+                found.append((generation, snapshots.from_object(prediction)))
+            except BadRequest:
+                continue
     return found
 
 
@@ -144,10 +176,9 @@ def _created_after(training: dict[str, Any], since: datetime) -> bool:
     return created is None or created >= since
 
 
-def _recorded(conn: psycopg.Connection, ids: Iterable[str]) -> set[str]:
-    rows = conn.execute(
-        "SELECT replicate_training_id AS id FROM training_runs"
-        " WHERE replicate_training_id = ANY(%s)",
-        (list(ids),),
-    ).fetchall()
-    return {row["id"] for row in rows}
+def _recorded(conn: psycopg.Connection, table: str, ids: list[str]) -> set[str]:
+    """Which of these Replicate ids a row of `table` records."""
+    query = sql.SQL("SELECT {column} AS id FROM {table} WHERE {column} = ANY(%s)").format(
+        column=sql.Identifier(POLLED_TABLES[table]), table=sql.Identifier(table)
+    )
+    return {row["id"] for row in conn.execute(query, (ids,)).fetchall()}

@@ -167,3 +167,33 @@ def test_a_prediction_created_after_generate_gave_up_is_adopted_by_its_webhook(
     ).fetchone()
     assert (row["status"], row["replicate_prediction_id"]) == ("succeeded", orphan["id"])
     assert row["output_urls"]
+
+
+def test_the_cron_adopts_an_orphan_prediction_whose_webhooks_never_came(
+    api, user, stack, db, configure, slow_create
+):
+    body = started(api, user)
+    stack.replicate.advance(body["trainingId"], "succeeded")
+    stack.replicate.wait_for_deliveries()
+    slow_create(r"^/v1/predictions$")
+    stack.replicate.drop_webhooks = True
+    try:
+        response = api.post(
+            "/api/studio/generate",
+            json={"modelId": body["modelId"], "prompt": "a portrait, cron orphan check"},
+            headers=user.headers,
+        )
+        assert response.status_code == 504, response.text
+        orphan = created_upstream(stack, "cron orphan check", kind="predictions")
+        stack.replicate.advance(orphan["id"], "succeeded")
+    finally:
+        stack.replicate.drop_webhooks = False
+
+    summary = cron(api, configure)
+
+    assert summary["orphansAdopted"] >= 1
+    row = db.execute(
+        "SELECT status, replicate_prediction_id FROM generations WHERE model_id = %s",
+        (body["modelId"],),
+    ).fetchone()
+    assert (row["status"], row["replicate_prediction_id"]) == ("succeeded", orphan["id"])
