@@ -35,6 +35,8 @@ RUN_IN_ZIP_URL = re.compile(
 )
 # How far back the cron looks: longer than the gap between two daily (Hobby) cron runs.
 LOOKBACK = timedelta(hours=48)
+# How long after a create went unanswered the progress endpoint still looks for its training.
+ORPHAN_SEARCH = timedelta(minutes=30)
 
 _ADOPT_RUN = """
     UPDATE training_runs r SET status = 'pending', status_rank = 0, error = NULL,
@@ -105,6 +107,32 @@ def unrecorded_trainings(
             except BadRequest:
                 continue  # not an object we could ever apply
     return found
+
+
+def claim_search(conn: psycopg.Connection, run_id: Any, *, after_seconds: int) -> bool:
+    """Whether this caller should look upstream for the training of a run whose create went
+    unanswered lately: once per `after_seconds` across all instances, for ORPHAN_SEARCH."""
+    row = conn.execute(
+        """
+        UPDATE training_runs SET last_polled_at = now()
+        WHERE id = %(id)s AND status = 'failed' AND create_unanswered
+          AND replicate_training_id IS NULL
+          AND completed_at > now() - make_interval(secs => %(window)s)
+          AND (last_polled_at IS NULL
+               OR last_polled_at < now() - make_interval(secs => %(after)s))
+        RETURNING id
+        """,
+        {"id": run_id, "window": ORPHAN_SEARCH.total_seconds(), "after": after_seconds},
+    ).fetchone()
+    return row is not None
+
+
+def training_of_run(replicate: "Replicate", run_id: Any) -> dict[str, Any] | None:
+    """The run's training among the account's latest (one page), as a snapshot."""
+    for training in replicate.recent_trainings(pages=1):
+        if run_of(training.get("input")) == str(run_id):
+            return snapshots.from_object(training)
+    return None
 
 
 def unrecorded_predictions(

@@ -100,6 +100,23 @@ def test_an_orphan_training_is_canceled_when_the_user_has_started_another(
     assert (first["status"], first["replicate_training_id"]) == ("failed", None)
 
 
+def test_the_progress_poll_adopts_an_orphan_training_whose_webhooks_never_came(
+    api, user, stack, db, slow_create
+):
+    stack.replicate.drop_webhooks = True
+    try:
+        run = gave_up_start(api, user, db, slow_create)
+        orphan = created_upstream(stack, str(run["id"]))
+        stack.replicate.advance(orphan["id"], "processing", step=200)
+    finally:
+        stack.replicate.drop_webhooks = False
+
+    answer = progress(api, user, str(run["model_id"]))
+
+    assert answer["status"] == "training"
+    assert latest_run(db, "user_id", user.id)["replicate_training_id"] == orphan["id"]
+
+
 def test_the_cron_adopts_an_orphan_training_whose_webhooks_never_came(
     api, user, stack, configure, db, slow_create
 ):

@@ -366,15 +366,17 @@ def test_a_generation_whose_webhooks_were_lost_is_finished_by_the_cron(
     assert row["status"] == "succeeded" and len(row["output_keys"]) == 1
 
 
-def test_a_generation_that_never_reached_replicate_is_failed(api, user, db, cron, succeeded):
+def test_a_generation_that_never_reached_replicate_is_failed(api, user, stack, db, cron, succeeded):
     body, _ = succeeded
     generation_id = generate(api, user, body["modelId"])
-    db.execute(
+    prediction = db.execute(
         "UPDATE generations SET status = 'pending', status_rank = 0,"
         " replicate_prediction_id = NULL, created_at = now() - interval '11 minutes'"
-        " WHERE id = %s",
-        (generation_id,),
-    )
+        " WHERE id = %s RETURNING (SELECT replicate_prediction_id FROM generations"
+        " WHERE id = %s) AS id",
+        (generation_id, generation_id),
+    ).fetchone()
+    stack.replicate.forget(prediction["id"])  # else the cron finds it and records it
 
     cron()
 
