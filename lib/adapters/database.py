@@ -131,7 +131,9 @@ def _may_be_dead(conn: psycopg.Connection) -> bool:
     # one it closed (we never LISTEN).
     if time.time() - _last_used.get(conn, 0.0) > CHECK_AFTER_IDLE_SECONDS:
         return True
-    return bool(select.select([conn.fileno()], [], [], 0)[0])
+    readable = select.poll()  # not select.select(): it refuses descriptors above 1023
+    readable.register(conn.fileno(), select.POLLIN)
+    return bool(readable.poll(0))
 
 
 def close_pools() -> None:
