@@ -10,19 +10,12 @@ from psycopg.types.json import Jsonb
 
 from lib.accounts import quotas, user_models
 from lib.adapters import database
-from lib.errors import (
-    ApiError,
-    BadGateway,
-    BadRequest,
-    Conflict,
-    ServiceUnavailable,
-    Unprocessable,
-)
+from lib.errors import ApiError, BadRequest, Conflict, Unprocessable
 from lib.settings import Settings
 from lib.sync import generations, polling, snapshots
 from lib.sync.training_runs import TERMINAL_RANK
 from lib.training.start import WEBHOOK_PATH
-from lib.training.start_failures import UNANSWERED_CODES
+from lib.training.start_failures import UNANSWERED_CODES, answer_for
 
 if TYPE_CHECKING:  # pulls in httpx; the generations function must not pay for it
     from lib.adapters.replicate import Replicate
@@ -196,13 +189,7 @@ def _end_failed_generate(
     """Fail a generation whose request broke after its row was written, on a connection of its
     own (the request's may be what died); the error to answer with. A prediction whose answer
     never came may still be created: its webhook then adopts it (lib/sync/orphans.py)."""
-    if isinstance(error, ApiError):
-        answer = error
-    elif isinstance(error, psycopg.Error):
-        answer = ServiceUnavailable("The database connection was lost", code="database_unavailable")
-    else:
-        logger.error("generate failed generation=%s", generation_id, exc_info=error)
-        answer = BadGateway("The generation could not be started; try again", code="start_failed")
+    answer = answer_for(error, doing="starting the generation")
     unanswered = snapshot is None and answer.code in UNANSWERED_CODES
     try:
         with database.connect_fresh(settings) as conn:

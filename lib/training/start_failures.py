@@ -38,11 +38,8 @@ def end_failed_start(
     settings: Settings,
 ) -> ApiError:
     """End the run after `error`; the contract's 502/503/504 error to answer with."""
-    answer = _answer(error)
-    if isinstance(error, psycopg.Error):
-        logger.warning("start failed run=%s error=%s", run_id, type(error).__name__)
-    elif not isinstance(error, ApiError):  # a bug: its traceback belongs in the logs
-        logger.error("start failed run=%s error=%s", run_id, type(error).__name__, exc_info=error)
+    answer = answer_for(error, doing="starting the training")
+    logger.warning("start failed run=%s code=%s", run_id, answer.code)
     try:
         storage.delete([zip_key])
     except Exception as delete_error:  # the cron deletes it with the run's other leftovers
@@ -60,15 +57,18 @@ def end_failed_start(
     return answer
 
 
-def _answer(error: Exception) -> ApiError:
+def answer_for(error: Exception, *, doing: str) -> ApiError:
+    """The contract's error for whatever broke while `doing` something (a request that wrote
+    its row first): itself when it is one, else 503 for the database, 502 for a bug."""
     if isinstance(error, ApiError):
         return error
     if isinstance(error, psycopg.Error):
         return ServiceUnavailable(
-            "The database connection was lost while starting the training; try again",
+            f"The database connection was lost while {doing}; try again",
             code="database_unavailable",
         )
-    return BadGateway("The training could not be started; try again", code="start_failed")
+    logger.error("failed while %s error=%s", doing, type(error).__name__, exc_info=error)
+    return BadGateway(f"Something failed while {doing}; try again", code="start_failed")
 
 
 def _cancel_quietly(replicate: "Replicate", training_id: str) -> None:
