@@ -305,7 +305,7 @@ class Replicate:
             raise BadGateway("Replicate could not be reached", code="replicate_unreachable") from (
                 error
             )
-        except ValueError as error:  # the client could not read the answer (e.g. a new status)
+        except (ValueError, RecursionError) as error:  # an answer the client cannot read
             logger.warning("replicate answer unreadable error=%s", type(error).__name__)
             raise BadGateway(
                 "Replicate answered something we cannot read", code="replicate_unreadable"

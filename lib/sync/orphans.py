@@ -63,11 +63,13 @@ def settle_training(
 ) -> str:
     """A training reported for a run that does not record it: "adopted" (apply it next),
     "canceled" upstream, or "unchanged" (recorded, or over and billing nothing)."""
-    recorded = conn.execute(
-        "SELECT 1 FROM training_runs WHERE replicate_training_id = %s", (snapshot["id"],)
+    row = conn.execute(
+        "SELECT bool_or(replicate_training_id = %s) AS recorded, bool_or(id = %s) AS named"
+        " FROM training_runs WHERE replicate_training_id = %s OR id = %s",
+        (snapshot["id"], run_id, snapshot["id"], run_id),
     ).fetchone()
-    if recorded or run_id is None:
-        return "unchanged"
+    if row["recorded"] or not row["named"]:
+        return "unchanged"  # recorded, or naming no run of ours: never cancel what is not ours
     if _adopt(conn, _ADOPT_RUN, row_id=run_id, object_id=snapshot["id"]):
         logger.warning("orphan training adopted run=%s training=%s", run_id, snapshot["id"])
         return "adopted"
