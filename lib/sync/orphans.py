@@ -2,11 +2,12 @@
 
 A create call we gave up on (a timeout, a lost connection, a function that died mid-call) may
 still create the object upstream, where it bills while nothing shows it. Found by its webhook
-(`?run=`, `?generation=`) or by the cron listing recent trainings, it is adopted when the row it
-belongs to failed only because the create answer never came (`create_unanswered`) and nothing
-has replaced that row since: the row is put back to `pending` with the object's id, so the
-caller's next apply shows the real progress and result. Otherwise a live one is canceled at
-once.
+(`?run=`, `?generation=`), by the progress poll of its model or by the cron listing the account's
+recent trainings and predictions, it is adopted when the row it belongs to failed only because
+the create answer never came (`create_unanswered`) and nothing has replaced that row since (no
+newer run of the model, no other live training of the user): the row is put back to `pending`
+with the object's id, so the caller's next apply shows the real progress and result. Otherwise
+a live one is canceled at once.
 """
 
 import logging
@@ -187,7 +188,7 @@ def _adopt(conn: psycopg.Connection, query: str, *, row_id: Any, object_id: str)
 def _cancel(snapshot: dict[str, Any], kind: str, row_id: Any, settings: Settings) -> str:
     if snapshot["status"] not in LIVE:
         return "unchanged"
-    from lib.adapters.replicate import Replicate
+    from lib.adapters.replicate import Replicate  # here: the webhook function rarely needs it
 
     try:
         replicate = Replicate(settings)
@@ -201,8 +202,8 @@ def _cancel(snapshot: dict[str, Any], kind: str, row_id: Any, settings: Settings
     return "canceled"
 
 
-def _created_after(training: dict[str, Any], since: datetime) -> bool:
-    created = snapshots.moment(training.get("created_at"))
+def _created_after(job: dict[str, Any], since: datetime) -> bool:
+    created = snapshots.moment(job.get("created_at"))
     return created is None or created >= since
 
 

@@ -3,8 +3,9 @@
 Whatever broke — the database, storage, Replicate, a bug — the run ends as failed on a
 connection of its own (the request's may be the thing that died), the ZIP it stored is deleted,
 a training Replicate created that we could not record is canceled, and the user's one training
-slot is free again. When even that connection fails, the cron fails the run after
-PENDING_ABANDONED_MINUTES and deletes its ZIP (its key is recorded before the upload).
+slot is free again. When even that connection fails, the cron records or cancels the training
+and fails the run after PENDING_ABANDONED_MINUTES, then deletes its ZIP (its key is recorded
+before the upload).
 """
 
 import logging
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
+from lib import cron
 from lib.adapters import database
 from lib.errors import ApiError, BadGateway, ServiceUnavailable
 from lib.settings import Settings
@@ -53,7 +55,7 @@ def end_failed_start(
     except (ApiError, psycopg.Error):
         logger.error("failed start not recorded run=%s (the cron fails it)", run_id)
     if created is not None:  # after the run ended: its `canceled` webhook must not end it first
-        _cancel_quietly(replicate, created["id"])
+        cron.cancel_quietly(replicate, created["id"])
     return answer
 
 
@@ -69,12 +71,3 @@ def answer_for(error: Exception, *, doing: str) -> ApiError:
         )
     logger.error("failed while %s error=%s", doing, type(error).__name__, exc_info=error)
     return BadGateway(f"Something failed while {doing}; try again", code="start_failed")
-
-
-def _cancel_quietly(replicate: "Replicate", training_id: str) -> None:
-    try:
-        replicate.cancel_training(training_id)
-    except ApiError as error:  # the cron finds it among recent trainings and cancels it
-        logger.warning("cancel failed training=%s code=%s", training_id, error.code)
-    else:
-        logger.warning("training canceled: its start failed training=%s", training_id)
