@@ -39,11 +39,20 @@ def database_locked_out(db):
 
 
 def kill_connections(db) -> int:
-    """Terminate every connection to the suite's database but `db`'s own."""
-    return db.execute(
-        "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity"
-        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-    ).fetchone()["n"]
+    """Terminate every connection to the suite's database but `db`'s own, and wait until the
+    server has closed them (termination is asynchronous)."""
+    killed = [
+        row["pid"]
+        for row in db.execute(
+            "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+    ]
+    while db.execute(
+        "SELECT count(*) AS n FROM pg_stat_activity WHERE pid = ANY(%s)", (killed,)
+    ).fetchone()["n"]:
+        time.sleep(0.01)
+    return len(killed)
 
 
 def timed_get(api, user):
