@@ -10,11 +10,12 @@ from psycopg.types.json import Jsonb
 
 from lib.accounts import quotas, user_models
 from lib.adapters import database
+from lib.adapters.clients import Clients
 from lib.errors import ApiError, BadRequest, Conflict, Unprocessable
 from lib.settings import Settings
 from lib.sync import generations, polling, snapshots
-from lib.sync.training_runs import TERMINAL_RANK
-from lib.training.start import WEBHOOK_PATH
+from lib.sync.callbacks import replicate_webhook_url
+from lib.sync.statuses import TERMINAL_RANK
 from lib.training.start_failures import UNANSWERED_CODES, answer_for
 
 if TYPE_CHECKING:  # pulls in httpx; the generations function must not pay for it
@@ -104,10 +105,10 @@ def generate(
             replicate.create_prediction(
                 version=f"{model['replicate_model_id']}:{model['replicate_version_id']}",
                 prediction_input=prediction_input,
-                webhook=settings.callback_url(WEBHOOK_PATH, generation=str(generation["id"])),
+                webhook=replicate_webhook_url(settings, generation=str(generation["id"])),
             )
         )
-        generations.apply_prediction(conn, generation, snapshot, settings=settings)
+        generations.apply_prediction(conn, generation, snapshot)
     except Exception as error:
         answer = _end_failed_generate(generation["id"], error, snapshot, settings)
         raise answer from (None if answer is error else error)
@@ -116,7 +117,7 @@ def generate(
 
 
 def list_generations(
-    conn: psycopg.Connection, *, user_id: str, model_id: str, settings: Settings
+    conn: psycopg.Connection, *, user_id: str, model_id: str, settings: Settings, clients: Clients
 ) -> list[dict[str, Any]]:
     """The model's generations, newest first; Replicate is asked about live ones gone quiet."""
     model = user_models.find_model(conn, user_id=user_id, model_id=model_id)
@@ -126,7 +127,7 @@ def list_generations(
         conn, "generations", ids=live, after_seconds=settings.progress_poll_seconds
     )
     if claimed:
-        poll_predictions(conn, settings, claimed)
+        _poll(conn, claimed, clients)
         rows = _generations(conn, model["id"])
     return [generation_json(row) for row in rows]
 
@@ -165,22 +166,14 @@ def _insert_pending(
         ).fetchone()
 
 
-def poll_predictions(
-    conn: psycopg.Connection, settings: Settings, prediction_ids: list[str]
-) -> None:
-    """Ask Replicate about claimed quiet predictions and apply what it says."""
-    from lib.adapters.replicate import Replicate
-
-    for prediction_id in prediction_ids:
-        try:
-            snapshot = snapshots.from_object(Replicate(settings).get_prediction(prediction_id))
-            generation = generations.find_generation(conn, prediction_id, None)
-            if generation:
-                generations.apply_prediction(conn, generation, snapshot, settings=settings)
-            logger.info("polled quiet prediction=%s", prediction_id)
-        except ApiError as error:
-            # The stored state is still the best answer; the next quiet interval tries again.
-            logger.warning("poll failed prediction=%s code=%s", prediction_id, error.code)
+def _poll(conn: psycopg.Connection, prediction_ids: list[str], clients: Clients) -> None:
+    try:
+        replicate = clients.replicate
+    except ApiError as error:
+        # No token here: the stored state is still the best answer; the cron keeps trying.
+        logger.warning("quiet generations not polled code=%s", error.code)
+        return
+    polling.poll_predictions(conn, prediction_ids, replicate=replicate, storage=clients.storage)
 
 
 def _end_failed_generate(
@@ -188,15 +181,13 @@ def _end_failed_generate(
 ) -> ApiError:
     """Fail a generation whose request broke after its row was written, on a connection of its
     own (the request's may be what died); the error to answer with. A prediction whose answer
-    never came may still be created: its webhook then adopts it (lib/sync/orphans.py)."""
+    never came may still be created: its webhook or the cron then adopts it."""
     answer = answer_for(error, doing="starting the generation")
     unanswered = snapshot is None and answer.code in UNANSWERED_CODES
     try:
         with database.connect_fresh(settings) as conn:
-            conn.execute(
-                "UPDATE generations SET status = 'failed', status_rank = 3, error = %s,"
-                " completed_at = now(), create_unanswered = %s WHERE id = %s AND status_rank < 3",
-                (answer.message, unanswered, generation_id),
+            generations.end_generation(
+                conn, generation_id, error=answer.message, create_unanswered=unanswered
             )
     except (ApiError, psycopg.Error):
         logger.error(

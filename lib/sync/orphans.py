@@ -20,8 +20,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from lib.errors import ApiError, BadRequest
-from lib.settings import Settings
-from lib.sync import snapshots
+from lib.sync import generations, snapshots, training_runs, upstream
 from lib.sync.polling import POLLED_TABLES
 
 if TYPE_CHECKING:  # pulls in httpx; the webhook function must not pay for it
@@ -59,11 +58,51 @@ _ADOPT_GENERATION = """
 """
 
 
-def settle_training(
-    conn: psycopg.Connection, snapshot: dict[str, Any], *, run_id: Any, settings: Settings
-) -> str:
-    """A training reported for a run that does not record it: "adopted" (apply it next),
-    "canceled" upstream, or "unchanged" (recorded, or over and billing nothing)."""
+def apply_training(
+    conn: psycopg.Connection, snapshot: dict[str, Any], *, run_id: Any, recorded: bool = False
+) -> tuple[str, training_runs.Applied | None]:
+    """Apply a training reported for a run (its webhook's `?run=`, the progress poll, the
+    cron's listing): the outcome — applied, unchanged, adopted, or cancel (the caller cancels
+    it upstream, outside any transaction) — and what was applied."""
+    applied = training_runs.apply_snapshot(conn, snapshot, run_id=run_id)
+    if applied:
+        return "applied", applied
+    if recorded:
+        return "unchanged", None
+    outcome = _settle_training(conn, snapshot, training_runs.uuid_or_none(run_id))
+    if outcome == "adopted":
+        return outcome, training_runs.apply_snapshot(conn, snapshot)
+    return outcome, None
+
+
+def apply_prediction(
+    conn: psycopg.Connection, generation: dict[str, Any], snapshot: dict[str, Any]
+) -> tuple[str, generations.PendingCopy | None]:
+    """Apply a prediction reported for a generation (its webhook's `?generation=`, the cron's
+    listing): the outcome as apply_training's, and the images to copy."""
+    changed, copy = generations.apply_prediction(conn, generation, snapshot)
+    if changed:
+        return "applied", copy
+    outcome = _settle_prediction(conn, snapshot, generation["id"])
+    if outcome == "adopted":
+        generation = generations.find_generation(conn, snapshot["id"], None)
+        return outcome, generations.apply_prediction(conn, generation, snapshot)[1]
+    return outcome, None
+
+
+def cancel(replicate: "Replicate", object_id: str, *, kind: str) -> None:
+    """Cancel an orphan training or prediction upstream so it stops billing; a failure is only
+    logged (the cron lists recent ones and tries again)."""
+    if kind == "training":
+        upstream.cancel_quietly(replicate, object_id)
+        return
+    try:
+        replicate.cancel_prediction(object_id)
+    except ApiError as error:
+        logger.warning("orphan not canceled prediction=%s code=%s", object_id, error.code)
+
+
+def _settle_training(conn: psycopg.Connection, snapshot: dict[str, Any], run_id: Any) -> str:
     row = conn.execute(
         "SELECT bool_or(replicate_training_id = %s) AS recorded, bool_or(id = %s) AS named"
         " FROM training_runs WHERE replicate_training_id = %s OR id = %s",
@@ -74,13 +113,12 @@ def settle_training(
     if _adopt(conn, _ADOPT_RUN, row_id=run_id, object_id=snapshot["id"]):
         logger.warning("orphan training adopted run=%s training=%s", run_id, snapshot["id"])
         return "adopted"
-    return _cancel(snapshot, "training", run_id, settings)
+    return _cancel_if_live(snapshot, run_id)
 
 
-def settle_prediction(
-    conn: psycopg.Connection, snapshot: dict[str, Any], *, generation_id: Any, settings: Settings
+def _settle_prediction(
+    conn: psycopg.Connection, snapshot: dict[str, Any], generation_id: Any
 ) -> str:
-    """A prediction reported for a generation that does not record it: as settle_training."""
     recorded = conn.execute(
         "SELECT 1 FROM generations WHERE replicate_prediction_id = %s", (snapshot["id"],)
     ).fetchone()
@@ -91,7 +129,7 @@ def settle_prediction(
             "orphan prediction adopted generation=%s prediction=%s", generation_id, snapshot["id"]
         )
         return "adopted"
-    return _cancel(snapshot, "prediction", generation_id, settings)
+    return _cancel_if_live(snapshot, generation_id)
 
 
 def unrecorded_trainings(
@@ -185,21 +223,11 @@ def _adopt(conn: psycopg.Connection, query: str, *, row_id: Any, object_id: str)
         return False
 
 
-def _cancel(snapshot: dict[str, Any], kind: str, row_id: Any, settings: Settings) -> str:
+def _cancel_if_live(snapshot: dict[str, Any], row_id: Any) -> str:
     if snapshot["status"] not in LIVE:
-        return "unchanged"
-    from lib.adapters.replicate import Replicate  # here: the webhook function rarely needs it
-
-    try:
-        replicate = Replicate(settings)
-        cancel = replicate.cancel_training if kind == "training" else replicate.cancel_prediction
-        cancel(snapshot["id"])
-    except ApiError as error:
-        # The cron lists recent trainings and tries again.
-        logger.warning("orphan %s not canceled id=%s code=%s", kind, snapshot["id"], error.code)
-        return "unchanged"
-    logger.warning("orphan %s canceled row=%s id=%s", kind, row_id, snapshot["id"])
-    return "canceled"
+        return "unchanged"  # over: it bills nothing more
+    logger.warning("orphan to cancel row=%s id=%s", row_id, snapshot["id"])
+    return "cancel"
 
 
 def _created_after(job: dict[str, Any], since: datetime) -> bool:

@@ -13,7 +13,6 @@ from typing import Any
 
 from lib.errors import BadRequest
 
-STATUSES = frozenset({"starting", "processing", "succeeded", "failed", "canceled"})
 REPLICATE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 # "owner/name:version" as Replicate reports a pushed version.
 VERSION_REF = re.compile(r"([A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}):([A-Za-z0-9]{1,128})")
@@ -22,7 +21,6 @@ SURROGATES = re.compile(r"[\ud800-\udfff]")
 # Our fields sit at most three levels down (output.version); anything deeper is dropped.
 MAX_DEPTH = 8
 MAX_ERROR_LENGTH = 2000
-ABORTED_ERROR = "Replicate aborted it before it started"
 NO_VERSION_ERROR = (
     "Replicate reported the training as succeeded but gave no usable model version; retry it"
 )
@@ -48,16 +46,15 @@ def from_object(payload: Any) -> dict[str, Any]:
     if not isinstance(replicate_id, str) or not REPLICATE_ID.fullmatch(replicate_id):
         raise BadRequest("The webhook body has no valid id", code="invalid_payload")
     logs, error = payload.get("logs"), payload.get("error")
-    snapshot = {
+    return {
         "id": replicate_id,
-        "status": status,
+        "status": clean_text(status)[:40],  # one we do not know ends it (statuses.ranked)
         "logs": clean_text(logs) if isinstance(logs, str) else "",
         "error": None if error is None else _error_text(error),
         "output": clean(payload.get("output")),
         "started_at": moment(payload.get("started_at")),
         "completed_at": moment(payload.get("completed_at")),
     }
-    return _known_status(snapshot)
 
 
 def as_training(snapshot: dict[str, Any]) -> dict[str, Any]:
@@ -115,16 +112,6 @@ def moment(value: Any) -> datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def _known_status(snapshot: dict[str, Any]) -> dict[str, Any]:
-    # Replicate adds statuses over time (`aborted`, Oct 2025: a deadline passed before the run
-    # started). One we do not know is an end, never a crash.
-    if snapshot["status"] in STATUSES:
-        return snapshot
-    error = ABORTED_ERROR if snapshot["status"] == "aborted" else snapshot["error"]
-    unknown = f"Replicate reported status {clean_text(snapshot['status'])[:40]}"
-    return {**snapshot, "status": "failed", "error": error or unknown}
 
 
 def _error_text(error: Any) -> str:

@@ -6,12 +6,12 @@ from typing import Any
 
 import psycopg
 
-from lib import cron
 from lib.accounts import user_models
+from lib.adapters.clients import Clients
 from lib.errors import ApiError
 from lib.settings import Settings
 from lib.sync import orphans, polling
-from lib.sync.training_runs import TERMINAL_RANK, apply_reported_training
+from lib.sync.statuses import TERMINAL_RANK
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +25,7 @@ def get_progress(
     user_id: str,
     model_id: str,
     settings: Settings,
+    clients: Clients,
 ) -> dict[str, Any]:
     """Progress from the database; Replicate is asked only when a live run has gone quiet."""
     row = user_models.find_model(conn, user_id=user_id, model_id=model_id)
@@ -36,12 +37,12 @@ def get_progress(
         limit=1,
     )
     if quiet:
-        _check_quiet_run(conn, quiet[0], settings)
+        _check_quiet_run(conn, quiet[0], settings, clients)
         row = user_models.find_model(conn, user_id=user_id, model_id=model_id)
     elif _may_have_orphan(row) and orphans.claim_search(
         conn, row["run_id"], after_seconds=settings.progress_poll_seconds
     ):
-        _look_for_orphan(conn, row["run_id"], settings)
+        _look_for_orphan(conn, str(row["run_id"]), clients)
         row = user_models.find_model(conn, user_id=user_id, model_id=model_id)
     model = user_models.model_json(row)
     steps = user_models.training_steps(row)
@@ -57,16 +58,16 @@ def _may_be_quiet(row: dict[str, Any], seconds: int) -> bool:
     return datetime.now(UTC) - heard > timedelta(seconds=seconds) - CLOCK_MARGIN
 
 
-def _check_quiet_run(conn: psycopg.Connection, run: dict[str, Any], settings: Settings) -> None:
-    from lib.adapters.replicate import Replicate  # only a quiet run pays for the client
-
+def _check_quiet_run(
+    conn: psycopg.Connection, run: dict[str, Any], settings: Settings, clients: Clients
+) -> None:
     try:
-        replicate = Replicate(settings)
+        replicate = clients.replicate
     except ApiError as error:
         # No token here: the stored state is still the best answer; the cron keeps trying.
         logger.warning("quiet run not checked run=%s code=%s", run["id"], error.code)
         return
-    cron.check_training(conn, run, replicate=replicate, settings=settings)
+    polling.check_training(conn, run, replicate=replicate, settings=settings)
 
 
 def _may_have_orphan(row: dict[str, Any]) -> bool:
@@ -75,14 +76,13 @@ def _may_have_orphan(row: dict[str, Any]) -> bool:
     return row["create_unanswered"] and row["replicate_training_id"] is None
 
 
-def _look_for_orphan(conn: psycopg.Connection, run_id: Any, settings: Settings) -> None:
+def _look_for_orphan(conn: psycopg.Connection, run_id: str, clients: Clients) -> None:
     """Start gave up on Replicate's create lately: adopt the training if it exists after all."""
-    from lib.adapters.replicate import Replicate  # only such a run pays for the client
-
     try:
-        training = orphans.training_of_run(Replicate(settings), run_id)
+        replicate = clients.replicate
+        training = orphans.training_of_run(replicate, run_id)
     except ApiError as error:  # the webhook or the cron finds it later
         logger.warning("orphan search failed run=%s code=%s", run_id, error.code)
         return
-    if training:
-        apply_reported_training(conn, training, run_id=str(run_id), settings=settings)
+    if training and orphans.apply_training(conn, training, run_id=run_id)[0] == "cancel":
+        orphans.cancel(replicate, training["id"], kind="training")

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from lib import cron
 from lib.adapters import database
 from lib.errors import ApiError, BadGateway, ServiceUnavailable
 from lib.settings import Settings
+from lib.sync import upstream
 from lib.sync.training_runs import end_run
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ def end_failed_start(
     except (ApiError, psycopg.Error):
         logger.error("failed start not recorded run=%s (the cron fails it)", run_id)
     if created is not None:  # after the run ended: its `canceled` webhook must not end it first
-        cron.cancel_quietly(replicate, created["id"])
+        upstream.cancel_quietly(replicate, created["id"])
     return answer
 
 
