@@ -81,8 +81,8 @@ def apply_prediction(
     """Apply a prediction reported for a generation (its webhook's `?generation=`, the cron's
     listing): the outcome as apply_training's, and the images to copy."""
     changed, copy = generations.apply_prediction(conn, generation, snapshot)
-    if changed:
-        return "applied", copy
+    if changed or copy:  # a copy: the images of a recorded prediction still to be stored
+        return ("applied" if changed else "unchanged"), copy
     outcome = _settle_prediction(conn, snapshot, generation["id"])
     if outcome == "adopted":
         generation = generations.find_generation(conn, snapshot["id"], None)
