@@ -21,9 +21,10 @@ MAX_SUBJECT_LENGTH = 255
 # as its secret) or `alg: none` must never verify.
 JWKS_ALGORITHMS = ["RS256", "ES256"]
 JWKS_CACHE_SECONDS = 300
-# An unknown `kid` refetches the key set at most this often, so forged kids cannot make every
-# request call the identity provider.
-JWKS_REFRESH_COOLDOWN_SECONDS = 60
+# An unknown `kid` refetches the key set at most this often (the jose library's default), so
+# forged kids cannot make every request call the identity provider, and a rotated key is honoured
+# within 30 s.
+JWKS_REFRESH_COOLDOWN_SECONDS = 30
 JWKS_TIMEOUT_SECONDS = 5
 
 _jwks_clients: dict[str, jwt.PyJWKClient] = {}
