@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from lib.http import Request, Response, endpoint
+from lib.web.http import Request, Response, endpoint
 
 DOCUMENT = (Path(__file__).resolve().parent.parent / "openapi.json").read_bytes()
 HEADERS = {"Content-Type": "application/json", "Cache-Control": "public, max-age=300"}

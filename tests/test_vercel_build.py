@@ -15,7 +15,7 @@ import pytest
 
 from dev import vercel_build
 from dev.server import PROJECT_ROOT, _load_entrypoint, discover_routes
-from lib.images import check_image
+from lib.intake.images import check_image
 from tests import photos
 
 MIB = 1024 * 1024
@@ -46,7 +46,7 @@ ENV = {
 }
 HEIC_PROBE = """
 import sys
-from lib.images import check_image
+from lib.intake.images import check_image
 info = check_image(open(sys.argv[1], "rb").read(), "IMG_0001.HEIC", min_face_share=0.15)
 print(info.content_type, info.width, info.height, info.faces)
 """
