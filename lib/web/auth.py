@@ -7,6 +7,7 @@ import threading
 import time
 
 import jwt
+from jwt.algorithms import has_crypto
 
 from lib.errors import ConfigError, ServiceUnavailable, Unauthorized
 from lib.settings import Settings
@@ -75,6 +76,8 @@ def _verified_claims(token: str, settings: Settings) -> dict:
 
 def _jwks_key(token: str, url: str) -> jwt.PyJWK:
     """The IdP's public key named by the token's `kid` (the key set is cached per process)."""
+    if not has_crypto:  # left out of requirements.txt unless asked for: see README
+        raise ConfigError("AUTH_JWKS_URL needs PyJWT[crypto] in requirements.txt")
     header = jwt.get_unverified_header(token)
     kid = header.get("kid")
     if header.get("alg") not in JWKS_ALGORITHMS or not isinstance(kid, str) or not kid:

@@ -208,6 +208,18 @@ def test_a_rotated_key_is_honoured_30_seconds_after_the_last_fetch(api, idp, rsa
     assert idp.fetches == 2
 
 
+def test_a_jwks_without_cryptography_installed_says_how_to_add_it(api, idp, rsa_key, monkeypatch):
+    monkeypatch.setattr(lib.web.auth, "has_crypto", False)  # as requirements.txt installs PyJWT
+
+    response = call(api, rsa_key.token())
+
+    assert response.status_code == 503
+    assert response.json() == {
+        "error": "AUTH_JWKS_URL needs PyJWT[crypto] in requirements.txt",
+        "code": "config_missing",
+    }
+
+
 def test_forged_kids_do_not_make_the_app_refetch_the_key_set(api, idp, rsa_key):
     assert call(api, rsa_key.token()).status_code == 200
 
