@@ -82,11 +82,11 @@ def install_tools() -> tuple[Path, Path]:
     return vercel, uv_env / "bin"
 
 
-def committed_tree(repository: Path, dest: Path) -> Path:
-    """A clean copy of what HEAD holds (no venv, no local data, no uncommitted file)."""
+def committed_tree(repository: Path, dest: Path, ref: str = "HEAD") -> Path:
+    """A clean copy of what a commit holds (no venv, no local data, no uncommitted file)."""
     dest.mkdir(parents=True)
     archive = subprocess.run(
-        ["git", "-C", str(repository), "archive", "HEAD"], check=True, capture_output=True
+        ["git", "-C", str(repository), "archive", ref], check=True, capture_output=True
     ).stdout
     subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
     return dest
