@@ -2,6 +2,7 @@
 
 from dev.stack import start_stack
 from lib.settings import load_settings
+from lib.sync.callbacks import replicate_webhook_url
 
 
 def test_make_dev_with_vercel_variables_calls_back_to_the_deployment_not_loopback(stack, tmp_path):
@@ -18,7 +19,7 @@ def test_make_dev_with_vercel_variables_calls_back_to_the_deployment_not_loopbac
     finally:
         stack.close()
 
-    assert settings.callback_url("/api/webhooks/replicate", run="7") == (
+    assert replicate_webhook_url(settings, run="7") == (
         "https://sselfie-abc123-team.vercel.app/api/webhooks/replicate"
         "?run=7&x-vercel-protection-bypass=bypass-secret-for-the-test"
     )
