@@ -626,6 +626,42 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/openapi.json": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** This document */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The OpenAPI 3.1 document */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": Record<string, never>;
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -780,6 +816,9 @@ export interface components {
             response: "ok";
         };
         ReconcileSummary: {
+            orphansRecorded: number;
+            orphansAdopted: number;
+            orphansCanceled: number;
             abandonedPending: number;
             checked: number;
             recovered: number;
@@ -799,7 +838,7 @@ export interface components {
             /** @constant */
             received: true;
             /** @enum {unknown} */
-            outcome: "applied" | "unchanged" | "duplicate" | "unknown";
+            outcome: "applied" | "adopted" | "canceled" | "unchanged" | "duplicate" | "unknown";
         };
     };
     responses: {
