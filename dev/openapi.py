@@ -77,6 +77,17 @@ def schemas() -> dict[str, Any]:
         "items": {"type": "string", "minLength": 1, **_text(trainings.MAX_URL_LENGTH)},
         "description": "URLs of the caller's own uploads; the same URL twice counts once",
     }
+    left_out = {
+        "type": "array",
+        "items": _object(
+            {
+                "url": {"type": "string"},
+                "filename": {"type": "string"},
+                "reason": {"type": "string"},
+            }
+        ),
+        "description": "Photos sent but not trained on, and why (unusable, or another person)",
+    }
     return {
         "Error": _object(
             {
@@ -101,6 +112,10 @@ def schemas() -> dict[str, Any]:
                 "createdAt": timestamp,
                 "startedAt": _nullable(timestamp),
                 "completedAt": _nullable(timestamp),
+                "trainerVersion": _nullable(
+                    {"type": "string", "description": "The trainer version the latest run used"}
+                ),
+                "leftOut": left_out,
             }
         ),
         "Progress": _object(
@@ -128,6 +143,7 @@ def schemas() -> dict[str, Any]:
                 "trainingId": {"type": "string"},
                 "triggerWord": {"type": "string", "pattern": "^user[0-9]{8}$"},
                 "status": {"const": "starting"},
+                "leftOut": left_out,
             }
         ),
         "Uploads": _object(
