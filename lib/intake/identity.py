@@ -21,14 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lib import face_check
 from lib.errors import ApiError, BadRequest
-from lib.images import ImageRefused, decode, orientation, turned
+from lib.intake import face_check
+from lib.intake.images import ImageRefused, decode, orientation, turned
 
 if TYPE_CHECKING:
     from PIL import Image
 
-    from lib.storage import Storage
+    from lib.adapters.storage.base import Storage
 
 logger = logging.getLogger(__name__)
 

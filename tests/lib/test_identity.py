@@ -9,9 +9,8 @@ import pytest
 from PIL import Image, ImageEnhance, ImageFilter
 
 from dev.samples import astronaut, selfie
-from lib import face_check
 from lib.errors import BadRequest
-from lib.intake import identity
+from lib.intake import face_check, identity
 from tests.photos import encode, package_photo
 
 OBAMA = ("obama.jpg", "obama2.jpg", "obama3.jpg")
