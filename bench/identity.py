@@ -12,7 +12,8 @@ JPEG q90, ~1–2 MB), kept in a temporary local store (no network: the checks' o
   the same without the sharpness and light judgement (lib.intake.sharpness.problem).
 
 Warm: dlib's models are loaded before timing; their one-off load per instance is printed apart.
-Variants are interleaved, their order alternating each round; medians of --runs.
+Variants are interleaved, their order alternating each round; medians of --runs (five times as
+many for the cheaper upload checks).
 
     .venv/bin/python -m bench.identity --runs 3
 """
@@ -84,20 +85,32 @@ def upload_work(photos: list[bytes], *, sharpness_check: bool) -> None:
         image.close()
 
 
-def timed(work: Callable[[], None]) -> float:
-    started = time.perf_counter()
+def timed(work: Callable[[], None]) -> tuple[float, float]:
+    """Wall and CPU seconds (every thread of the process) of one call."""
+    wall, cpu = time.perf_counter(), time.process_time()
     work()
-    return time.perf_counter() - started
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def compare(runs: int, variants: dict[str, Callable[[], None]]) -> dict[str, float]:
-    """Median wall seconds of each variant, interleaved, order alternating each round."""
-    times: dict[str, list[float]] = {name: [] for name in variants}
+def compare(runs: int, variants: dict[str, Callable[[], None]]) -> dict[str, tuple[float, float]]:
+    """Median wall and CPU seconds of each variant, interleaved, order alternating each round."""
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
     names = list(variants)
     for round_number in range(runs):
         for name in names if round_number % 2 == 0 else reversed(names):
             times[name].append(timed(variants[name]))
-    return {name: statistics.median(values) for name, values in times.items()}
+    return {
+        name: (statistics.median(t[0] for t in values), statistics.median(t[1] for t in values))
+        for name, values in times.items()
+    }
+
+
+def row(label: str, count: int, measured: dict[str, tuple[float, float]]) -> str:
+    (wall, cpu), (wall_with, cpu_with) = measured["without"], measured["with"]
+    return (
+        f"{label:<8}{count:>6}  {wall:>8.2f}  {wall_with:>8.2f}  {wall_with / wall:>5.2f}  "
+        f"{cpu:>8.2f}  {cpu_with:>8.2f}  {cpu_with / cpu:>5.2f}"
+    )
 
 
 def model_load_seconds() -> float:
@@ -115,9 +128,10 @@ def main() -> None:
     args = parser.parse_args()
     print(f"dlib import + model load (once per instance): {model_load_seconds():.3f} s")
     photos = phone_photos(max(SIZES))
+    print("start: without / with the same-person check; upload: without / with sharpness")
     print(
-        f"{'photos':>6}  {'start s':>8}  {'+identity s':>11}  {'ratio':>5}  "
-        f"{'upload s':>8}  {'+sharpness s':>12}  {'ratio':>5}"
+        f"{'':<8}{'photos':>6}  {'wall s':>8}  {'with':>8}  {'ratio':>5}  "
+        f"{'cpu s':>8}  {'with':>8}  {'ratio':>5}"
     )
     for count in SIZES:
         with tempfile.TemporaryDirectory() as root:
@@ -129,18 +143,15 @@ def main() -> None:
                     "with": partial(start_work, storage, rows, identity_check=True),
                 },
             )
-        upload = compare(
-            args.runs,
+        upload = compare(  # cheap and noisy: five times the rounds
+            args.runs * 5,
             {
                 "without": partial(upload_work, photos[:count], sharpness_check=False),
                 "with": partial(upload_work, photos[:count], sharpness_check=True),
             },
         )
-        print(
-            f"{count:>6}  {start['without']:>8.2f}  {start['with']:>11.2f}  "
-            f"{start['with'] / start['without']:>5.2f}  {upload['without']:>8.2f}  "
-            f"{upload['with']:>12.2f}  {upload['with'] / upload['without']:>5.2f}"
-        )
+        print(row("start", count, start))
+        print(row("upload", count, upload))
 
 
 if __name__ == "__main__":

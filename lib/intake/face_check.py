@@ -52,7 +52,7 @@ class FaceVerdict:
     share: float | None  # the largest face's box side / the picture's short side
     reason: str | None  # why the photo is not usable; None when it is
     # The face that counts, when one does (compare=False: a verdict is its count, share, reason).
-    box: tuple[float, float, float, float] | None = field(default=None, compare=False)
+    box: tuple[float, float, float, float] | None = field(default=None, compare=False, repr=False)
 
     @property
     def usable(self) -> bool:

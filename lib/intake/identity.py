@@ -13,9 +13,10 @@ logged. dlib and numpy are imported on first use, and the two models load once p
 """
 
 import io
+import itertools
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,15 +101,15 @@ def group(descriptors: Sequence[Any], threshold: float = SAME_PERSON) -> list[li
     vectors = np.asarray(descriptors)
     distances = np.linalg.norm(vectors[:, None] - vectors[None], axis=2)
     groups = [[i] for i in range(len(vectors))]
+
+    def apart(pair: tuple[int, int]) -> float:
+        return float(distances[np.ix_(groups[pair[0]], groups[pair[1]])].mean())
+
     while len(groups) > 1:
-        pairs = [(a, b) for a in range(len(groups)) for b in range(a + 1, len(groups))]
-        average: Callable[[tuple[int, int]], float] = lambda pair: float(  # noqa: E731
-            distances[np.ix_(groups[pair[0]], groups[pair[1]])].mean()
-        )
-        a, b = min(pairs, key=average)
-        if average((a, b)) >= threshold:
+        closest = min(itertools.combinations(range(len(groups)), 2), key=apart)
+        if apart(closest) >= threshold:
             break
-        groups[a] += groups.pop(b)
+        groups[closest[0]] += groups.pop(closest[1])
     return sorted((sorted(members) for members in groups), key=len, reverse=True)
 
 
