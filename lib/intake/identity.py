@@ -64,12 +64,13 @@ def same_person(
     *,
     storage: "Storage",
     min_images: int,
+    unusable: Sequence[dict[str, str]] = (),
     workers: int = WORKERS,
 ) -> SamePerson:
     """Leave out the photos not showing the person most of the set shows; 400 mixed_identities
     when no group is a clear majority, 400 not_enough_images when fewer than `min_images`
-    photos of that person remain. Photos without one readable face are kept untouched (the
-    ZIP builder's own checks decide on them)."""
+    photos of that person remain (naming them after the `unusable` photos already left out).
+    Photos without one readable face are kept untouched (the ZIP builder decides on them)."""
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="identity") as pool:
         described = list(pool.map(lambda row: _described(row, storage), uploads))
     compared = [i for i, vector in enumerate(described) if vector is not None]
@@ -83,7 +84,8 @@ def same_person(
     left_out = [_left_out(uploads[i]) for i in sorted(strangers)]
     logger.info("photos of another person left out count=%s", len(left_out))
     if len(kept) < min_images:
-        listed = "; ".join(f"{item['filename']}: {item['reason']}" for item in left_out)
+        named = [*unusable, *left_out]
+        listed = "; ".join(f"{item['filename']}: {item['reason']}" for item in named)
         raise BadRequest(
             f"At least {min_images} training images are required ({listed})",
             code="not_enough_images",

@@ -3,6 +3,7 @@
 import logging
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -109,7 +110,7 @@ def start_training(
     uploads, unusable = _callers_uploads(conn, user_id, request.image_urls)
     # Checked against the trainer's schema before anything is written (503 config_invalid).
     parameters = run_parameters(settings, replicate)
-    same = same_person(uploads, storage)
+    same = same_person(uploads, storage, unusable=unusable)
     run = _insert_pending_run(
         conn,
         user_id,
@@ -126,10 +127,12 @@ def start_training(
     return StartedTraining(run.model_id, training_id, run.trigger_word, run.left_out)
 
 
-def same_person(uploads: list[dict[str, Any]], storage: "Storage") -> identity.SamePerson:
+def same_person(
+    uploads: list[dict[str, Any]], storage: "Storage", *, unusable: Sequence[dict[str, str]] = ()
+) -> identity.SamePerson:
     """The photos showing the person most of them show (400 when that is not clear, or fewer
-    than 5 remain); run before anything is written, like every check of the photos."""
-    return identity.same_person(uploads, storage=storage, min_images=MIN_IMAGES)
+    than 5 remain, naming those and the `unusable` ones); run before anything is written."""
+    return identity.same_person(uploads, storage=storage, min_images=MIN_IMAGES, unusable=unusable)
 
 
 def run_parameters(settings: Settings, replicate: "Replicate") -> dict[str, object]:

@@ -67,13 +67,14 @@ def test_no_clear_majority_is_refused_naming_each_group(api, user, db):
 
 
 def test_fewer_than_five_photos_of_the_person_are_refused_naming_the_stranger(api, user, db):
-    sent = uploaded(api, user, samples(4) + men("obama2.jpg"))
+    sent = uploaded(api, user, [*samples(4), *men("obama2.jpg"), ("cat.jpg", photos.cat())])
 
     response = start_training(api, user, [u["url"] for u in sent])
 
     assert response.status_code == 400
     assert response.json() == {
-        "error": f"At least 5 training images are required (obama2.jpg: {STRANGER})",
+        "error": "At least 5 training images are required"
+        f" (cat.jpg: no face found; obama2.jpg: {STRANGER})",
         "code": "not_enough_images",
     }
     runs = db.execute("SELECT count(*) FROM training_runs WHERE user_id = %s", (user.id,))
