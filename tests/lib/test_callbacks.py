@@ -39,7 +39,9 @@ def test_the_local_replicate_emulator_gets_a_loopback_webhook():
         {"REPLICATE_BASE_URL": "http://127.0.0.1:9100", "PUBLIC_BASE_URL": "http://127.0.0.1:8000"}
     )
 
-    assert callbacks.replicate_webhook_url(settings, run="r").startswith("http://127.0.0.1:8000/api/webhooks/")
+    assert callbacks.replicate_webhook_url(settings, run="r").startswith(
+        "http://127.0.0.1:8000/api/webhooks/"
+    )
 
 
 def test_no_reachable_url_is_said_once_per_process(caplog):
