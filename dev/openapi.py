@@ -17,7 +17,7 @@ from lib.accounts import user_models
 from lib.accounts.user_models import PUBLIC_STATUS
 from lib.intake import client_uploads, uploads
 from lib.studio import generate
-from lib.sync.webhooks import REPLICATE_ID
+from lib.sync.snapshots import REPLICATE_ID
 from lib.training import start
 
 NO_CONTROL_CHARACTERS = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
@@ -251,7 +251,9 @@ def schemas() -> dict[str, Any]:
         "WebhookAck": _object(
             {
                 "received": {"const": True},
-                "outcome": {"enum": ["applied", "unchanged", "duplicate", "unknown"]},
+                "outcome": {
+                    "enum": ["applied", "adopted", "canceled", "unchanged", "duplicate", "unknown"]
+                },
             }
         ),
     }
