@@ -693,6 +693,14 @@ export interface components {
             startedAt: string | null;
             /** Format: date-time */
             completedAt: string | null;
+            /** @description The trainer version the latest run used */
+            trainerVersion: string | null;
+            /** @description Photos sent but not trained on, and why (unusable, or another person) */
+            leftOut: {
+                url: string;
+                filename: string;
+                reason: string;
+            }[];
         };
         Progress: {
             /** @enum {string} */
@@ -723,6 +731,12 @@ export interface components {
             triggerWord: string;
             /** @constant */
             status: "starting";
+            /** @description Photos sent but not trained on, and why (unusable, or another person) */
+            leftOut: {
+                url: string;
+                filename: string;
+                reason: string;
+            }[];
         };
         Uploads: {
             urls: string[];
