@@ -11,7 +11,7 @@ import sys
 from typing import Any
 
 from dev.server import OPENAPI_DOCUMENT, PROJECT_ROOT, discover_routes
-from lib import client_uploads, models, reconcile, studio, trainings, uploads
+from lib import client_uploads, gallery, models, reconcile, studio, trainings, uploads
 from lib.models import PUBLIC_STATUS
 from lib.training_events import REPLICATE_ID
 
@@ -181,7 +181,7 @@ def schemas() -> dict[str, Any]:
                 "id": {"type": "string", "format": "uuid"},
                 "modelId": {"type": "string", "format": "uuid"},
                 "prompt": {"type": "string"},
-                "status": {"type": "string", "enum": sorted(set(studio.PUBLIC_STATUS.values()))},
+                "status": {"type": "string", "enum": sorted(set(gallery.PUBLIC_STATUS.values()))},
                 "error": _nullable({"type": "string"}),
                 "images": {"type": "array", "items": {"type": "string"}},
                 "createdAt": timestamp,

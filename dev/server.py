@@ -10,7 +10,8 @@ Dev-only routes, answered only when no function matches (none exist on Vercel): 
 `/_dev/token?user=` a dev user's token, `/_dev/stack` what is real and what is simulated,
 `/_dev/blob/<pathname>` an object of the simulated Blob store (whose https URLs a browser cannot
 reach), `/_local_storage/<key>` an object of the `local` storage backend, `/_dev/samples/<n>.jpg`
-sample selfie n (a real face photo, see dev/samples.py).
+sample selfie n (a real face photo, see dev/samples.py), `/_dev/app-events` the events the app
+would receive (when `make dev` receives its own: APP_WEBHOOK_URL unset).
 """
 
 import importlib.util
@@ -31,6 +32,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONSOLE_PAGE = Path(__file__).with_name("console.html")
 OPENAPI_DOCUMENT = PROJECT_ROOT / "openapi.json"  # written by `python -m dev.openapi`
 ENTRYPOINT_NAMES = ("app", "application", "handler")
+APP_EVENTS_PATH = "/_dev/app-events"
 # Query values that are secrets: Vercel's protection bypass rides on webhook URLs.
 SECRET_QUERY = re.compile(r"(x-vercel-protection-bypass=)[^&\s\"]*")
 
@@ -108,8 +110,10 @@ class VercelRouter:
         token_secret: str | None,
         parts: dict[str, str] | None = None,
         blob_emulator_url: str | None = None,
+        app_receiver: Callable | None = None,
     ) -> None:
         self.routes = routes
+        self.app_receiver = app_receiver
         self.storage_dir = storage_dir
         self.token_secret = token_secret
         self.parts = parts or {}
@@ -122,6 +126,8 @@ class VercelRouter:
             if match:
                 _add_params(environ, route, match)
                 return route.wsgi_app()(environ, start_response)
+        if path == APP_EVENTS_PATH and self.app_receiver:
+            return self.app_receiver(environ, start_response)
         return self._dev_page(Request(environ))(environ, start_response)
 
     def _dev_page(self, request: Request) -> Response:

@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 
 import psycopg
 
+from lib.app_events import state_changes
+from lib.database import atomically
 from lib.paths import user_prefix
 from lib.settings import Settings
 from lib.training_events import STATUS_RANK, TERMINAL_RANK, uuid_or_none
@@ -35,6 +37,7 @@ def find_generation(
     ).fetchone()
 
 
+@atomically  # the state change and what follows it are written together
 def apply_prediction(
     conn: psycopg.Connection,
     generation: dict[str, Any],
@@ -83,6 +86,8 @@ def apply_prediction(
             "completed_at": snapshot.get("completed_at"),
         },
     ).fetchone()
+    if row is not None and rank == TERMINAL_RANK:
+        state_changes.generation_ended(conn, generation["id"])
     return row is not None
 
 

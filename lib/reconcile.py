@@ -15,6 +15,8 @@ import psycopg
 from psycopg import sql
 
 from lib import polling
+from lib.app_events import outbox, state_changes
+from lib.database import atomically
 from lib.errors import ApiError
 from lib.paths import user_prefix
 from lib.settings import Settings
@@ -33,11 +35,16 @@ RUNS_PER_BATCH = 25
 ZIPS_PER_BATCH = 100
 # Seconds into a run after which each stage claims no more work: the function (maxDuration
 # 300 s) finishes what it holds; the rest waits for the next run.
-CHECKS_UNTIL, WEIGHTS_UNTIL, ZIPS_UNTIL = 60, 200, 240
+CHECKS_UNTIL, WEIGHTS_UNTIL, ZIPS_UNTIL, EVENTS_UNTIL = 60, 200, 240, 270
+EVENTS_PER_BATCH = 10
 # A claimed copy not finished after this long died with its function; it may be claimed again.
 WEIGHTS_RECLAIM_MINUTES = 15
 WEIGHTS_MAX_ATTEMPTS = 5
 
+ENDED = {
+    "training_runs": state_changes.training_ended,
+    "generations": state_changes.generation_ended,
+}
 NOT_FOUND_ERROR = "Replicate no longer knows this training (it answered 404); retry it"
 NEVER_STARTED_ERROR = {
     "training_runs": "The training never reached Replicate: its start was interrupted; retry it",
@@ -56,6 +63,8 @@ SUMMARY_KEYS = (
     "weightsFailed",
     "zipsDeleted",
     "deletionsFinished",
+    "eventsSent",
+    "eventsFailed",
 )
 
 
@@ -72,7 +81,9 @@ def reconcile(
     settings: Settings,
 ) -> dict[str, int]:
     """One cron run: bounded work, safe beside any other run; a count of what it did."""
-    from lib import deletion, studio  # imported here: the progress function never needs them
+    # Imported here: the progress function never needs them.
+    from lib import deletion, studio
+    from lib.app_events import delivery
 
     began = time.monotonic()
 
@@ -103,6 +114,13 @@ def reconcile(
     summary["deletionsFinished"] = deletion.finish_pending_deletions(
         conn, storage=storage, replicate=replicate
     )
+    while within(EVENTS_UNTIL) and settings.app_webhook_url:
+        sent = delivery.send_due(conn, settings=settings, limit=EVENTS_PER_BATCH)
+        if not any(sent.values()):
+            break
+        summary["eventsSent"] += sent["sent"]
+        summary["eventsFailed"] += sent["failed"]
+    outbox.prune(conn)
     logger.info("reconciled %s", " ".join(f"{k}={v}" for k, v in summary.items()))
     return dict(summary)
 
@@ -133,6 +151,7 @@ def check_training(
     return "recovered" if applied else "unchanged"
 
 
+@atomically
 def _fail_if_start_overdue(conn: psycopg.Connection, run_id: Any, settings: Settings) -> bool:
     """Fail a run still starting (or pending) past the limit; True when this call did."""
     minutes = settings.training_start_timeout_minutes
@@ -144,6 +163,7 @@ def _fail_if_start_overdue(conn: psycopg.Connection, run_id: Any, settings: Sett
         (start_timeout_error(minutes), run_id, minutes),
     ).fetchone()
     if row:
+        state_changes.training_ended(conn, row["id"])
         logger.warning("training still starting after %s min, failed run=%s", minutes, run_id)
     return row is not None
 
@@ -156,6 +176,7 @@ def cancel_quietly(replicate: "Replicate", training_id: str) -> None:
         logger.warning("cancel failed training=%s code=%s", training_id, error.code)
 
 
+@atomically
 def _fail_abandoned_pending(conn: psycopg.Connection, table: str) -> int:
     # A crash between writing the row and Replicate's answer leaves it pending forever.
     query = sql.SQL(
@@ -172,6 +193,8 @@ def _fail_abandoned_pending(conn: psycopg.Connection, table: str) -> int:
     ).format(table=sql.Identifier(table))
     error = NEVER_STARTED_ERROR[table]
     rows = conn.execute(query, {"error": error, "minutes": PENDING_ABANDONED_MINUTES}).fetchall()
+    for row in rows:
+        ENDED[table](conn, row["id"])
     return len(rows)
 
 

@@ -9,7 +9,10 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from lib import generation_events, models, polling, quotas
+from lib.app_events import state_changes
+from lib.database import atomically
 from lib.errors import ApiError, BadRequest, Conflict, Unprocessable
+from lib.gallery import generation_json
 from lib.settings import Settings
 from lib.training_events import TERMINAL_RANK
 from lib.trainings import WEBHOOK_PATH
@@ -24,23 +27,6 @@ GALLERY_LIMIT = 100
 ASPECT_RATIOS = ("1:1", "16:9", "21:9", "3:2", "2:3", "4:5", "5:4", "3:4", "4:3", "9:16", "9:21")
 OUTPUT_FORMATS = ("webp", "jpg", "png")
 MAX_SEED = 2**32 - 1
-# The body's names -> the fine-tuned version's input names (replicate-api.md §5).
-INPUT_NAMES = {
-    "numOutputs": "num_outputs",
-    "aspectRatio": "aspect_ratio",
-    "outputFormat": "output_format",
-    "loraScale": "lora_scale",
-    "seed": "seed",
-}
-# Replicate's prediction states; `pending` (written before Replicate was called) shows as starting.
-PUBLIC_STATUS = {
-    "pending": "starting",
-    "starting": "starting",
-    "processing": "processing",
-    "succeeded": "succeeded",
-    "failed": "failed",
-    "canceled": "canceled",
-}
 
 
 @dataclass(frozen=True)
@@ -125,22 +111,6 @@ def list_generations(
     return [generation_json(row) for row in rows]
 
 
-def generation_json(row: dict[str, Any]) -> dict[str, Any]:
-    """A generation as the frontend reads it; `images` are our storage's URLs, never Replicate's."""
-    given = row["input"]
-    return {
-        "id": str(row["id"]),
-        "modelId": str(row["model_id"]),
-        "prompt": row["prompt"],
-        "status": PUBLIC_STATUS[row["status"]],
-        "error": row["error"],
-        "images": list(row["output_urls"]),
-        "createdAt": models.iso(row["created_at"]),
-        "completedAt": models.iso(row["completed_at"]),
-        "input": {name: given.get(input_name) for name, input_name in INPUT_NAMES.items()},
-    }
-
-
 def _insert_pending(
     conn: psycopg.Connection,
     user_id: str,
@@ -177,12 +147,15 @@ def poll_predictions(
             logger.warning("poll failed prediction=%s code=%s", prediction_id, error.code)
 
 
+@atomically
 def _fail(conn: psycopg.Connection, generation_id: Any, message: str) -> None:
-    conn.execute(
+    row = conn.execute(
         "UPDATE generations SET status = 'failed', status_rank = 3, error = %s,"
-        " completed_at = now() WHERE id = %s AND status_rank < 3",
+        " completed_at = now() WHERE id = %s AND status_rank < 3 RETURNING id",
         (message, generation_id),
-    )
+    ).fetchone()
+    if row is not None:
+        state_changes.generation_ended(conn, generation_id)
 
 
 def _generation(conn: psycopg.Connection, generation_id: Any) -> dict[str, Any]:

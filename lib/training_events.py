@@ -16,6 +16,8 @@ from typing import Any
 
 import psycopg
 
+from lib.app_events import state_changes
+from lib.database import atomically
 from lib.errors import BadRequest
 from lib.settings import Settings
 from lib.trainer_logs import TrainerProgress, logs_tail, parse_progress
@@ -106,6 +108,7 @@ def record_webhook(
     return outcome
 
 
+@atomically  # the state change and the app's event are written together
 def apply_snapshot(
     conn: psycopg.Connection, snapshot: dict[str, Any], *, run_id: str | None = None
 ) -> Applied | None:
@@ -163,9 +166,12 @@ def apply_snapshot(
     if row["status"] == "succeeded":
         output = snapshot.get("output")
         _record_trained_version(conn, row["model_id"], output if isinstance(output, dict) else {})
+    if STATUS_RANK[row["status"]] == TERMINAL_RANK:
+        state_changes.training_ended(conn, row["id"])
     return Applied(str(row["id"]), str(row["model_id"]), row["status"], row["progress"])
 
 
+@atomically
 def end_run(
     conn: psycopg.Connection, run_id: Any, *, status: str, error: str, below_rank: int = 3
 ) -> bool:
@@ -175,6 +181,8 @@ def end_run(
         " WHERE id = %s AND status_rank < %s RETURNING id",
         (status, error, run_id, below_rank),
     ).fetchone()
+    if row is not None:
+        state_changes.training_ended(conn, row["id"])
     return row is not None
 
 

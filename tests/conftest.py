@@ -47,6 +47,8 @@ PROJECT_VARIABLES = (
     "AWS_REGION",
     "AWS_DEFAULT_REGION",
     "AWS_PROFILE",
+    "APP_WEBHOOK_URL",
+    "APP_WEBHOOK_SECRET",
 )
 
 
@@ -60,7 +62,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         url = os.environ.get("TEST_DATABASE_URL") or embedded_postgres(_shared_temp_dir())
         patch.setenv("DATABASE_URL", url)
         get_settings.cache_clear()
-        local = start_stack(os.environ, data_dir=data_dir, walk_trainings=False)
+        local = start_stack(
+            os.environ, data_dir=data_dir, walk_trainings=False, receive_app_events=False
+        )
         yield local
         local.close()
         get_settings.cache_clear()

@@ -1,6 +1,7 @@
 """GET /api/models/{id} — one of the caller's models; DELETE removes it and everything it used."""
 
 from lib import database, deletion, models
+from lib.app_events.sender import send_due_events
 from lib.auth import authenticate
 from lib.http import Request, Response, endpoint, json_response
 from lib.settings import get_settings
@@ -35,4 +36,4 @@ def _delete(settings, user_id: str, model_id: str) -> Response:
     return json_response(*deletion.outcome(done))
 
 
-app = endpoint(model, "GET", "DELETE")
+app = endpoint(model, "GET", "DELETE", after=send_due_events)

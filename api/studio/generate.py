@@ -1,6 +1,7 @@
 """POST /api/studio/generate — pictures from a trained model, copied into our storage."""
 
 from lib import database, studio
+from lib.app_events.sender import send_due_events
 from lib.auth import authenticate
 from lib.http import Request, Response, endpoint, json_response, read_json
 from lib.replicate import Replicate
@@ -24,4 +25,4 @@ def generate(request: Request) -> Response:
     return json_response({"generation": generation}, status=201)
 
 
-app = endpoint(generate, "POST")
+app = endpoint(generate, "POST", after=send_due_events)

@@ -1,6 +1,7 @@
 """GET /api/studio/generations?modelId=ID — the caller's generations with a model, newest first."""
 
 from lib import database, studio
+from lib.app_events.sender import send_due_events
 from lib.auth import authenticate
 from lib.http import Request, Response, endpoint, json_response, query_param
 from lib.settings import get_settings
@@ -16,4 +17,4 @@ def generations(request: Request) -> Response:
     return json_response({"generations": rows})
 
 
-app = endpoint(generations, "GET")
+app = endpoint(generations, "GET", after=send_due_events)

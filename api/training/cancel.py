@@ -1,6 +1,7 @@
 """POST /api/training/cancel — stop the caller's live training of a model."""
 
 from lib import database, lifecycle
+from lib.app_events.sender import send_due_events
 from lib.auth import authenticate
 from lib.http import Request, Response, endpoint, json_response, read_json
 from lib.replicate import Replicate
@@ -20,4 +21,4 @@ def cancel(request: Request) -> Response:
     return json_response({"model": model})
 
 
-app = endpoint(cancel, "POST")
+app = endpoint(cancel, "POST", after=send_due_events)

@@ -1,6 +1,7 @@
 """GET /api/training/progress?modelId=ID — a model's training status and progress."""
 
 from lib import database, trainings
+from lib.app_events.sender import send_due_events
 from lib.auth import authenticate
 from lib.http import Request, Response, endpoint, json_response, query_param
 from lib.settings import get_settings
@@ -16,4 +17,4 @@ def progress(request: Request) -> Response:
     return json_response(body)
 
 
-app = endpoint(progress, "GET")
+app = endpoint(progress, "GET", after=send_due_events)

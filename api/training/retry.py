@@ -1,6 +1,7 @@
 """POST /api/training/retry — train a failed or canceled model again from its stored images."""
 
 from lib import database, lifecycle
+from lib.app_events.sender import send_due_events
 from lib.auth import authenticate
 from lib.http import Request, Response, endpoint, json_response, read_json
 from lib.replicate import Replicate
@@ -26,4 +27,4 @@ def retry(request: Request) -> Response:
     return json_response(started.as_json(), status=201)
 
 
-app = endpoint(retry, "POST")
+app = endpoint(retry, "POST", after=send_due_events)

@@ -1,6 +1,7 @@
 """POST /api/training/start — train a LoRA model from the caller's uploaded selfies."""
 
 from lib import database, trainings
+from lib.app_events.sender import send_due_events
 from lib.auth import authenticate
 from lib.http import Request, Response, endpoint, json_response, read_json
 from lib.replicate import Replicate
@@ -28,4 +29,4 @@ def start(request: Request) -> Response:
     return json_response(started.as_json(), status=201)
 
 
-app = endpoint(start, "POST")
+app = endpoint(start, "POST", after=send_due_events)

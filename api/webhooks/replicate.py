@@ -1,6 +1,7 @@
 """POST /api/webhooks/replicate — Replicate's signed training and prediction callbacks."""
 
 from lib import database, training_events
+from lib.app_events.sender import send_due_events
 from lib.http import Request, Response, endpoint, json_response
 from lib.settings import get_settings
 from lib.webhooks import verify_replicate
@@ -27,4 +28,4 @@ def replicate_webhook(request: Request) -> Response:
     return json_response({"received": True, "outcome": outcome})
 
 
-app = endpoint(replicate_webhook, "POST", max_body=BODY_LIMIT)
+app = endpoint(replicate_webhook, "POST", max_body=BODY_LIMIT, after=send_due_events)
