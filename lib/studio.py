@@ -73,26 +73,72 @@ def generate(
     settings: Settings,
 ) -> dict[str, Any]:
     """Record the generation, then start a prediction on the model's own trained version."""
-    model = models.find_model(conn, user_id=user_id, model_id=request.model_id)
+    model = ready_model(conn, user_id=user_id, model_id=request.model_id)
+    prediction_input = with_model(model, request.prompt, request.options)
+    with conn.transaction():
+        # In the same transaction: a reservation and its generation are written together or not.
+        quotas.reserve_generation(
+            conn, user_id, settings.generation_daily_limit, prediction_input["num_outputs"]
+        )
+        generation = insert_pending(conn, model, prediction_input)
+    start_prediction(conn, generation, model, replicate=replicate, settings=settings)
+    return generation_json(_generation(conn, generation["id"]))
+
+
+def ready_model(conn: psycopg.Connection, *, user_id: str, model_id: str) -> dict[str, Any]:
+    """The caller's model with its trained version; 404 as any other, 409 until trained."""
+    model = models.find_model(conn, user_id=user_id, model_id=model_id)
     if model["run_status"] != "succeeded" or not model["replicate_version_id"]:
         raise Conflict("The model has not finished training", code="model_not_ready")
-    prompt = with_trigger_word(request.prompt, model["trigger_word"])
-    prediction_input = {"prompt": prompt, **request.options}
-    generation = _insert_pending(
-        conn, user_id, model["id"], prediction_input, settings.generation_daily_limit
-    )
+    return model
+
+
+def with_model(model: dict[str, Any], prompt: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The prediction input for a prompt: the model's trigger word in it once, then options."""
+    return {"prompt": with_trigger_word(prompt, model["trigger_word"]), **options}
+
+
+def insert_pending(
+    conn: psycopg.Connection,
+    model: dict[str, Any],
+    prediction_input: dict[str, Any],
+    *,
+    pack_run_id: Any = None,
+) -> dict[str, Any]:
+    """The pending generation (committed, with its reservation, before Replicate is called)."""
+    return conn.execute(
+        "INSERT INTO generations (model_id, user_id, prompt, input, pack_run_id)"
+        " VALUES (%s, %s, %s, %s, %s) RETURNING id, user_id, input, status_rank",
+        (
+            model["id"],
+            model["user_id"],
+            prediction_input["prompt"],
+            Jsonb(prediction_input),
+            pack_run_id,
+        ),
+    ).fetchone()
+
+
+def start_prediction(
+    conn: psycopg.Connection,
+    generation: dict[str, Any],
+    model: dict[str, Any],
+    *,
+    replicate: "Replicate",
+    settings: Settings,
+) -> None:
+    """Start the pending generation's prediction on the model's version; on failure it fails."""
     try:
         snapshot = replicate.create_prediction(
             version=f"{model['replicate_model_id']}:{model['replicate_version_id']}",
-            prediction_input=prediction_input,
+            prediction_input=generation["input"],
             webhook=settings.callback_url(WEBHOOK_PATH, generation=str(generation["id"])),
         )
         generation_events.apply_prediction(conn, generation, snapshot, settings=settings)
     except ApiError as error:
-        _fail(conn, generation["id"], error.message)
+        fail(conn, generation["id"], error.message)
         raise
     logger.info("generation started generation=%s prediction=%s", generation["id"], snapshot["id"])
-    return generation_json(_generation(conn, generation["id"]))
 
 
 def list_generations(
@@ -109,24 +155,6 @@ def list_generations(
         poll_predictions(conn, settings, claimed)
         rows = _generations(conn, model["id"])
     return [generation_json(row) for row in rows]
-
-
-def _insert_pending(
-    conn: psycopg.Connection,
-    user_id: str,
-    model_id: Any,
-    prediction_input: dict[str, Any],
-    daily_limit: int,
-) -> dict[str, Any]:
-    """The pending generation, committed before Replicate is called."""
-    with conn.transaction():
-        # In the same transaction: a reservation and its generation are written together or not.
-        quotas.reserve_generation(conn, user_id, daily_limit, prediction_input["num_outputs"])
-        return conn.execute(
-            "INSERT INTO generations (model_id, user_id, prompt, input)"
-            " VALUES (%s, %s, %s, %s) RETURNING id, user_id, input, status_rank",
-            (model_id, user_id, prediction_input["prompt"], Jsonb(prediction_input)),
-        ).fetchone()
 
 
 def poll_predictions(
@@ -148,7 +176,8 @@ def poll_predictions(
 
 
 @atomically
-def _fail(conn: psycopg.Connection, generation_id: Any, message: str) -> None:
+def fail(conn: psycopg.Connection, generation_id: Any, message: str) -> None:
+    """End a generation that never reached Replicate (or that Replicate refused) as failed."""
     row = conn.execute(
         "UPDATE generations SET status = 'failed', status_rank = 3, error = %s,"
         " completed_at = now() WHERE id = %s AND status_rank < 3 RETURNING id",

@@ -1,37 +1,24 @@
 """Events to the app: signed, recorded with their state change, retried, one per change."""
 
-import base64
 import json
 import os
-import secrets
 import subprocess
 import sys
 import threading
-import time
 
 import pytest
 from standardwebhooks import Webhook
 
-from dev.app_receiver import AppReceiver
-from dev.server import PROJECT_ROOT, serve
-from tests.helpers import User, go_quiet, progress, signed_delivery, started
+from dev.server import PROJECT_ROOT
+from tests.helpers import User, eventually, go_quiet, progress, signed_delivery, started
 
 CRON_SECRET = "cron-secret-for-tests-0123456789"
 
 
 @pytest.fixture
-def receiver(configure):
-    """The app: a real HTTP server on loopback that verifies and keeps our events."""
-    secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
-    app = AppReceiver(secret)
-    server = serve(app)
-    configure(
-        APP_WEBHOOK_URL=f"http://127.0.0.1:{server.port}/events",
-        APP_WEBHOOK_SECRET=secret,
-        CRON_SECRET=CRON_SECRET,
-    )
-    yield app
-    server.shutdown()
+def receiver(app_receiver, configure):
+    configure(CRON_SECRET=CRON_SECRET)
+    return app_receiver
 
 
 def cron(api) -> dict:
@@ -56,15 +43,6 @@ def event_rows(db, model_id):
         " SELECT 'training_run:' || id FROM training_runs WHERE model_id = %s)",
         (model_id,),
     ).fetchall()
-
-
-def eventually(probe, timeout=15):
-    """probe()'s first truthy answer, asked until `timeout` seconds have passed."""
-    deadline = time.monotonic() + timeout
-    while not (answer := probe()):
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-    return answer
 
 
 def test_a_completed_training_is_posted_to_the_app_signed_as_standard_webhooks_sign(

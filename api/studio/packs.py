@@ -1,0 +1,35 @@
+"""GET /api/studio/packs — the packs (and a model's runs); POST — run a pack with a model."""
+
+from lib import database, packs
+from lib.app_events.sender import send_due_events
+from lib.auth import authenticate
+from lib.http import Request, Response, endpoint, json_response, read_json
+from lib.replicate import Replicate
+from lib.settings import get_settings
+
+
+def studio_packs(request: Request) -> Response:
+    """200 with the packs (and `runs` with ?modelId); 201 with the run a POST started."""
+    settings = get_settings()
+    user_id = authenticate(request, settings)
+    if request.method == "GET":
+        body = {"packs": [pack.summary() for pack in packs.all_packs().values()]}
+        if model_id := request.args.get("modelId", "").strip():
+            with database.connect(settings) as conn:
+                body["runs"] = packs.list_runs(conn, user_id=user_id, model_id=model_id)
+        return json_response(body)
+    model_id, pack_id = packs.request_ids(read_json(request))
+    replicate = Replicate(settings)  # refuses a missing token before anything is written
+    with database.connect(settings) as conn:
+        run = packs.start_pack(
+            conn,
+            user_id=user_id,
+            model_id=model_id,
+            pack_id=pack_id,
+            replicate=replicate,
+            settings=settings,
+        )
+    return json_response({"run": run}, status=201)
+
+
+app = endpoint(studio_packs, "GET", "POST", after=send_due_events)
