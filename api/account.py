@@ -1,11 +1,12 @@
 """DELETE /api/account — all of the caller's data: models, uploads, trainings, generations."""
 
-from lib import database, deletion
-from lib.auth import authenticate
-from lib.http import Request, Response, endpoint, json_response
-from lib.replicate import Replicate
+from lib.accounts import deletion
+from lib.adapters import database
+from lib.adapters.clients import get_storage
+from lib.adapters.replicate import Replicate
 from lib.settings import get_settings
-from lib.storage import get_storage
+from lib.web.auth import authenticate
+from lib.web.http import Request, Response, endpoint, json_response
 
 
 def delete_account(request: Request) -> Response:

@@ -1,11 +1,12 @@
 """GET /api/studio/packs — the packs (and a model's runs); POST — run a pack with a model."""
 
-from lib import database, packs
+from lib.adapters import database
+from lib.adapters.replicate import Replicate
 from lib.app_events.sender import send_due_events
-from lib.auth import authenticate
-from lib.http import Request, Response, endpoint, json_response, read_json
-from lib.replicate import Replicate
 from lib.settings import get_settings
+from lib.studio import packs
+from lib.web.auth import authenticate
+from lib.web.http import Request, Response, endpoint, json_response, read_json
 
 
 def studio_packs(request: Request) -> Response:

@@ -6,9 +6,9 @@ import time
 import httpx
 import psycopg
 
+from lib.adapters.signatures import sign
 from lib.app_events import outbox
 from lib.settings import Settings
-from lib.webhooks import sign
 
 logger = logging.getLogger(__name__)
 

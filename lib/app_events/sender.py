@@ -9,7 +9,7 @@ import logging
 import threading
 import time
 
-from lib import database
+from lib.adapters import database
 from lib.app_events import outbox
 from lib.settings import get_settings
 

@@ -10,10 +10,11 @@ from typing import Any
 
 import psycopg
 
-from lib import models, pack_runs
+from lib.accounts import user_models
 from lib.app_events import outbox
-from lib.gallery import generation_json
 from lib.settings import get_settings
+from lib.studio import pack_runs
+from lib.studio.gallery import generation_json
 
 TRAINING_EVENTS = {
     "completed": "training.completed",
@@ -26,10 +27,10 @@ def training_ended(conn: psycopg.Connection, run_id: Any) -> None:
     """Record `training.*` with the model as progress shows it, when events are configured."""
     if not events_enabled():
         return
-    row = conn.execute(models.MODEL_WITH_LATEST_RUN + " WHERE r.id = %s", (run_id,)).fetchone()
+    row = conn.execute(user_models.MODEL_WITH_LATEST_RUN + " WHERE r.id = %s", (run_id,)).fetchone()
     if row is None:
         return  # an older run of the model: its latest run is what the app knows
-    model = models.model_json(row)
+    model = user_models.model_json(row)
     outbox.add(
         conn,
         type=TRAINING_EVENTS[model["status"]],

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from lib import models
+from lib.accounts import user_models
 
 # The body's names -> the fine-tuned version's input names (replicate-api.md §5).
 INPUT_NAMES = {
@@ -33,8 +33,8 @@ def generation_json(row: dict[str, Any]) -> dict[str, Any]:
         "status": PUBLIC_STATUS[row["status"]],
         "error": row["error"],
         "images": list(row["output_urls"]),
-        "createdAt": models.iso(row["created_at"]),
-        "completedAt": models.iso(row["completed_at"]),
+        "createdAt": user_models.iso(row["created_at"]),
+        "completedAt": user_models.iso(row["completed_at"]),
         "input": {name: given.get(input_name) for name, input_name in INPUT_NAMES.items()},
         "packRunId": str(row["pack_run_id"]) if row["pack_run_id"] else None,
     }

@@ -8,17 +8,18 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from lib import generation_events, models, polling, quotas
+from lib.accounts import quotas, user_models
+from lib.adapters.database import atomically
 from lib.app_events import state_changes
-from lib.database import atomically
 from lib.errors import ApiError, BadRequest, Conflict, Unprocessable
-from lib.gallery import generation_json
 from lib.settings import Settings
-from lib.training_events import TERMINAL_RANK
-from lib.trainings import WEBHOOK_PATH
+from lib.studio.gallery import generation_json
+from lib.sync import generations, polling
+from lib.sync.training_runs import TERMINAL_RANK
+from lib.training.start import WEBHOOK_PATH
 
 if TYPE_CHECKING:  # pulls in httpx; the generations function must not pay for it
-    from lib.replicate import Replicate
+    from lib.adapters.replicate import Replicate
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ def generate(
 
 def ready_model(conn: psycopg.Connection, *, user_id: str, model_id: str) -> dict[str, Any]:
     """The caller's model with its trained version; 404 as any other, 409 until trained."""
-    model = models.find_model(conn, user_id=user_id, model_id=model_id)
+    model = user_models.find_model(conn, user_id=user_id, model_id=model_id)
     if model["run_status"] != "succeeded" or not model["replicate_version_id"]:
         raise Conflict("The model has not finished training", code="model_not_ready")
     return model
@@ -134,7 +135,7 @@ def start_prediction(
             prediction_input=generation["input"],
             webhook=settings.callback_url(WEBHOOK_PATH, generation=str(generation["id"])),
         )
-        generation_events.apply_prediction(conn, generation, snapshot, settings=settings)
+        generations.apply_prediction(conn, generation, snapshot, settings=settings)
     except ApiError as error:
         fail(conn, generation["id"], error.message)
         raise
@@ -145,7 +146,7 @@ def list_generations(
     conn: psycopg.Connection, *, user_id: str, model_id: str, settings: Settings
 ) -> list[dict[str, Any]]:
     """The model's generations, newest first; Replicate is asked about live ones gone quiet."""
-    model = models.find_model(conn, user_id=user_id, model_id=model_id)
+    model = user_models.find_model(conn, user_id=user_id, model_id=model_id)
     rows = _generations(conn, model["id"])
     live = [row["id"] for row in rows if row["status_rank"] < TERMINAL_RANK]
     claimed = polling.claim_quiet(
@@ -161,14 +162,14 @@ def poll_predictions(
     conn: psycopg.Connection, settings: Settings, prediction_ids: list[str]
 ) -> None:
     """Ask Replicate about claimed quiet predictions and apply what it says."""
-    from lib.replicate import Replicate
+    from lib.adapters.replicate import Replicate
 
     for prediction_id in prediction_ids:
         try:
             snapshot = Replicate(settings).get_prediction(prediction_id)
-            generation = generation_events.find_generation(conn, prediction_id, None)
+            generation = generations.find_generation(conn, prediction_id, None)
             if generation:
-                generation_events.apply_prediction(conn, generation, snapshot, settings=settings)
+                generations.apply_prediction(conn, generation, snapshot, settings=settings)
             logger.info("polled quiet prediction=%s", prediction_id)
         except ApiError as error:
             # The stored state is still the best answer; the next quiet interval tries again.

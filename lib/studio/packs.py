@@ -14,17 +14,18 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from lib import models, quotas, studio
+from lib.accounts import quotas, user_models
 from lib.errors import ApiError, BadRequest, ConfigError, NotFound
-from lib.pack_runs import pack_run_json
 from lib.settings import Settings
+from lib.studio import generate
+from lib.studio.pack_runs import pack_run_json
 
 if TYPE_CHECKING:
-    from lib.replicate import Replicate
+    from lib.adapters.replicate import Replicate
 
 logger = logging.getLogger(__name__)
 
-PACKS_FILE = Path(__file__).parent / "studio" / "packs.json"
+PACKS_FILE = Path(__file__).with_name("packs.json")
 PACK_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 MIN_IMAGES, MAX_IMAGES = 4, 12
 TRIGGER, SUBJECT = "{trigger}", "{subject}"
@@ -95,9 +96,9 @@ def start_pack(
 ) -> dict[str, Any]:
     """Start one generation per image of the pack with the caller's trained model; the run."""
     pack = find_pack(pack_id)
-    model = studio.ready_model(conn, user_id=user_id, model_id=model_id)
+    model = generate.ready_model(conn, user_id=user_id, model_id=model_id)
     inputs = [
-        studio.with_model(model, pack.prompt(index, model), pack.options)
+        generate.with_model(model, pack.prompt(index, model), pack.options)
         for index in range(len(pack.prompts))
     ]
     images = sum(prediction_input["num_outputs"] for prediction_input in inputs)
@@ -110,7 +111,7 @@ def start_pack(
             " RETURNING id",
             (model["id"], user_id, pack.id, len(inputs)),
         ).fetchone()
-        pending = [studio.insert_pending(conn, model, i, pack_run_id=run["id"]) for i in inputs]
+        pending = [generate.insert_pending(conn, model, i, pack_run_id=run["id"]) for i in inputs]
     _start_all(conn, pending, model, replicate=replicate, settings=settings)
     logger.info("pack started run=%s pack=%s images=%d", run["id"], pack.id, len(inputs))
     return pack_run_json(_run(conn, run["id"]))
@@ -118,7 +119,7 @@ def start_pack(
 
 def list_runs(conn: psycopg.Connection, *, user_id: str, model_id: str) -> list[dict[str, Any]]:
     """The runs of the caller's model, newest first."""
-    model = models.find_model(conn, user_id=user_id, model_id=model_id)
+    model = user_models.find_model(conn, user_id=user_id, model_id=model_id)
     rows = conn.execute(
         "SELECT * FROM pack_runs WHERE model_id = %s ORDER BY created_at DESC, id LIMIT %s",
         (model["id"], RUNS_LISTED),
@@ -139,10 +140,12 @@ def _start_all(
     refused: ApiError | None = None
     for generation in pending:
         if refused is not None:
-            studio.fail(conn, generation["id"], refused.message)
+            generate.fail(conn, generation["id"], refused.message)
             continue
         try:
-            studio.start_prediction(conn, generation, model, replicate=replicate, settings=settings)
+            generate.start_prediction(
+                conn, generation, model, replicate=replicate, settings=settings
+            )
         except ApiError as error:
             logger.warning(
                 "pack generation not started generation=%s code=%s", generation["id"], error.code
@@ -161,7 +164,7 @@ def _pack(entry: dict[str, Any]) -> Pack:
             raise ValueError(f"each prompt of pack {pack_id} must hold {TRIGGER} exactly once")
     body = {"modelId": "-", "aspectRatio": entry.get("aspectRatio")}
     try:  # the generate body's rules: the same limits and defaults as one prompt
-        parsed = [studio.GenerateRequest.parse({**body, "prompt": p}) for p in prompts]
+        parsed = [generate.GenerateRequest.parse({**body, "prompt": p}) for p in prompts]
     except ApiError as error:
         raise ValueError(f"pack {pack_id}: {error.message}") from None
     options = parsed[0].options

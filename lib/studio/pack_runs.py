@@ -4,7 +4,7 @@ from typing import Any
 
 import psycopg
 
-from lib import models
+from lib.accounts import user_models
 
 
 def count_ended(
@@ -36,6 +36,6 @@ def pack_run_json(row: dict[str, Any]) -> dict[str, Any]:
         "total": row["total"],
         "done": row["done"],
         "failed": row["failed"],
-        "createdAt": models.iso(row["created_at"]),
-        "completedAt": models.iso(row["completed_at"]),
+        "createdAt": user_models.iso(row["created_at"]),
+        "completedAt": user_models.iso(row["completed_at"]),
     }
