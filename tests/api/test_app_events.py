@@ -10,6 +10,7 @@ import pytest
 from standardwebhooks import Webhook
 
 from dev.server import PROJECT_ROOT
+from lib.app_events.outbox import MAX_ATTEMPTS
 from tests.helpers import User, eventually, go_quiet, progress, signed_delivery, started
 
 CRON_SECRET = "cron-secret-for-tests-0123456789"
@@ -208,3 +209,26 @@ def test_a_malformed_app_webhook_setting_is_refused_by_name(
 
     assert response.status_code == 503
     assert named in response.json()["error"]
+
+
+def test_after_the_last_attempt_an_event_stays_recorded_undelivered_and_logged(
+    api, user, stack, db, receiver, caplog
+):
+    body = started(api, user)
+    receiver.fail_next(100)
+    stack.replicate.advance(body["trainingId"], "failed")
+    stack.replicate.wait_for_deliveries()
+    row = eventually(
+        lambda: next((r for r in event_rows(db, body["modelId"]) if r["last_error"]), None)
+    )
+    db.execute(
+        "UPDATE app_events SET attempts = %s, next_attempt_at = now() WHERE id = %s",
+        (MAX_ATTEMPTS - 1, row["id"]),
+    )
+
+    cron(api)
+
+    [row] = event_rows(db, body["modelId"])
+    assert (row["status"], row["attempts"]) == ("undelivered", MAX_ATTEMPTS)
+    assert f"app event undelivered id={row['id']}" in caplog.text
+    receiver.fail_next(0)
