@@ -443,7 +443,7 @@ def operations() -> dict[tuple[str, str], dict[str, Any]]:
         ("/api/studio/packs", "get"): _operation(
             "The Studio packs; with ?modelId, that model's pack runs too",
             {200: _json(_ref("Packs"), "The packs (and runs)")},
-            [401, 404, 503],
+            [400, 401, 404, 503],
             parameters=[_query("modelId", _MODEL_ID)],
         ),
         ("/api/studio/packs", "post"): _operation(

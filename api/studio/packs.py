@@ -6,7 +6,7 @@ from lib.app_events.sender import send_due_events
 from lib.settings import get_settings
 from lib.studio import packs
 from lib.web.auth import authenticate
-from lib.web.http import Request, Response, endpoint, json_response, read_json
+from lib.web.http import Request, Response, endpoint, json_response, query_param, read_json
 
 
 def studio_packs(request: Request) -> Response:
@@ -15,7 +15,8 @@ def studio_packs(request: Request) -> Response:
     user_id = authenticate(request, settings)
     if request.method == "GET":
         body = {"packs": [pack.summary() for pack in packs.all_packs().values()]}
-        if model_id := request.args.get("modelId", "").strip():
+        if "modelId" in request.args:
+            model_id = query_param(request, "modelId")
             with database.connect(settings) as conn:
                 body["runs"] = packs.list_runs(conn, user_id=user_id, model_id=model_id)
         return json_response(body)
