@@ -11,6 +11,7 @@ import time
 
 from lib.adapters import database
 from lib.app_events import outbox
+from lib.errors import ApiError, ConfigError
 from lib.settings import get_settings
 
 logger = logging.getLogger(__name__)
@@ -25,13 +26,20 @@ _check_lock = threading.Lock()
 
 def send_due_events() -> None:
     """Post what is due, when events are configured and it is this instance's turn to look."""
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except ConfigError:
+        return  # the answer already named the broken variable
     if settings.app_webhook_url is None or not _time_to_look():
         return
     from lib.app_events import delivery  # httpx: loaded only once something may be due
 
-    with database.connect(settings) as conn:
-        delivery.send_due(conn, settings=settings, limit=EVENTS_PER_ANSWER)
+    try:
+        with database.connect(settings) as conn:
+            delivery.send_due(conn, settings=settings, limit=EVENTS_PER_ANSWER)
+    except ApiError as error:
+        # Nothing is lost: the events wait in the outbox for the next look or the cron.
+        logger.warning("app events not sent code=%s", error.code)
 
 
 def _time_to_look() -> bool:
