@@ -72,7 +72,10 @@ def all_packs() -> dict[str, Pack]:
     """The packs of the data file, checked once per instance."""
     try:
         entries = json.loads(PACKS_FILE.read_text())["packs"]
-        return {pack.id: pack for pack in map(_pack, entries)}
+        packs = {pack.id: pack for pack in map(_pack, entries)}
+        if len(packs) != len(entries):
+            raise ValueError("two packs have the same id")
+        return packs
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise ConfigError(f"{PACKS_FILE.name} is not a valid pack file: {error}") from None
 

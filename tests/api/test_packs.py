@@ -168,3 +168,18 @@ def test_a_body_without_a_pack_id_is_400_and_starts_nothing(api, user, model, db
     assert response.status_code == 400
     assert response.json()["code"] == "invalid_body"
     assert db.execute("SELECT 1 FROM pack_runs WHERE user_id = %s", (user.id,)).fetchone() is None
+
+
+def test_replicate_refusing_a_prediction_fails_it_and_the_rest_and_the_run_completes(
+    api, user, stack, db, model
+):
+    stack.replicate.fail_next("POST", r"^/v1/predictions$", 500)
+
+    response = start_pack(api, user, model["modelId"], "studio-portrait")
+
+    assert response.status_code == 201, response.text
+    run = response.json()["run"]
+    assert (run["status"], run["total"], run["done"], run["failed"]) == ("completed", 5, 5, 5)
+    rows = pack_generations(db, run["id"])
+    assert {r["status"] for r in rows} == {"failed"} and all("500" in r["error"] for r in rows)
+    assert len(predictions_sent(stack, rows)) == 1  # the refused one; the rest were not tried
