@@ -19,6 +19,7 @@ from lib.errors import ApiError, BadRequest, ConfigError, NotFound
 from lib.settings import Settings
 from lib.studio import generate
 from lib.studio.pack_runs import pack_run_json
+from lib.sync import generations
 
 if TYPE_CHECKING:
     from lib.adapters.replicate import Replicate
@@ -143,7 +144,7 @@ def _start_all(
     refused: ApiError | None = None
     for generation in pending:
         if refused is not None:
-            generate.fail(conn, generation["id"], refused.message)
+            generations.end_generation(conn, generation["id"], error=refused.message)
             continue
         try:
             generate.start_prediction(
