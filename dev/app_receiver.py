@@ -34,12 +34,13 @@ class AppReceiver:
         self.secret = secret
         self.deliveries: list[Delivery] = []
         self._failures_left = 0
+        self._failing_about: str | None = None
         self._changed = threading.Condition()
 
-    def fail_next(self, count: int) -> None:
-        """Answer 503 to the next `count` deliveries."""
+    def fail_next(self, count: int, about: str | None = None) -> None:
+        """Answer 503 to the next `count` deliveries (only those whose data has id `about`)."""
         with self._changed:
-            self._failures_left = count
+            self._failures_left, self._failing_about = count, about
 
     def events(self) -> list[dict]:
         """Each event once (by webhook-id), in arrival order, from deliveries answered 2xx."""
@@ -59,6 +60,10 @@ class AppReceiver:
                     raise AssertionError(f"not received in {timeout} s: {self.deliveries}")
                 self._changed.wait(left)
 
+    def _fails(self, body: bytes) -> bool:
+        about = self._failing_about
+        return self._failures_left > 0 and (about is None or _about(body) == about)
+
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         if environ["REQUEST_METHOD"] == "GET":
             return _answer(start_response, 200, {"events": self.events()})
@@ -74,12 +79,19 @@ class AppReceiver:
         except (WebhookVerificationError, ValueError):
             verified = False
         with self._changed:
-            status = 401 if not verified else 503 if self._failures_left else 200
+            status = 401 if not verified else 503 if self._fails(body) else 200
             self._failures_left -= status == 503
             webhook_id = headers.get("webhook-id", "")
             self.deliveries.append(Delivery(webhook_id, headers, body, verified, status))
             self._changed.notify_all()
         return _answer(start_response, status, {"received": status == 200})
+
+
+def _about(body: bytes) -> str | None:
+    try:
+        return json.loads(body)["data"].get("id")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def _answer(start_response: Callable, status: int, body: dict) -> list[bytes]:

@@ -76,8 +76,8 @@ def test_a_canceled_training_is_posted_as_training_canceled(api, user, receiver)
 def test_a_receiver_that_fails_the_first_attempt_gets_the_same_webhook_id_again(
     api, user, stack, db, receiver
 ):
-    receiver.fail_next(1)
     body = started(api, user)
+    receiver.fail_next(1, about=body["modelId"])
     stack.replicate.advance(body["trainingId"], "failed")
     stack.replicate.wait_for_deliveries()
     row = eventually(
@@ -215,7 +215,7 @@ def test_after_the_last_attempt_an_event_stays_recorded_undelivered_and_logged(
     api, user, stack, db, receiver, caplog
 ):
     body = started(api, user)
-    receiver.fail_next(100)
+    receiver.fail_next(100, about=body["modelId"])
     stack.replicate.advance(body["trainingId"], "failed")
     stack.replicate.wait_for_deliveries()
     row = eventually(
@@ -231,4 +231,3 @@ def test_after_the_last_attempt_an_event_stays_recorded_undelivered_and_logged(
     [row] = event_rows(db, body["modelId"])
     assert (row["status"], row["attempts"]) == ("undelivered", MAX_ATTEMPTS)
     assert f"app event undelivered id={row['id']}" in caplog.text
-    receiver.fail_next(0)
