@@ -14,6 +14,7 @@ from werkzeug.serving import BaseWSGIServer
 
 from dev.app_receiver import AppReceiver
 from dev.server import APP_EVENTS_PATH, PROJECT_ROOT, VercelRouter, discover_routes, serve
+from lib.settings import public_base_url
 
 DEV_JWT_SECRET = "sselfie-dev-secret-not-for-production"
 
@@ -83,7 +84,8 @@ def start_stack(
     )
     server = serve(router, port)
     url = f"http://127.0.0.1:{server.port}"
-    env.setdefault("PUBLIC_BASE_URL", url)
+    if not public_base_url(env):  # with Vercel's variables set, callbacks go where they say
+        env["PUBLIC_BASE_URL"] = url
     if receive_app_events and not env.get("APP_WEBHOOK_URL"):
         router.app_receiver = _app_receiver(env, parts, url)
     return LocalStack(
