@@ -17,7 +17,7 @@ from lib.accounts import user_models
 from lib.accounts.user_models import PUBLIC_STATUS
 from lib.intake import client_uploads, uploads
 from lib.studio import gallery, generate, packs
-from lib.sync.webhooks import REPLICATE_ID
+from lib.sync.snapshots import REPLICATE_ID
 from lib.training import start
 
 NO_CONTROL_CHARACTERS = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
@@ -82,6 +82,17 @@ def schemas() -> dict[str, Any]:
         "items": {"type": "string", "minLength": 1, **_text(start.MAX_URL_LENGTH)},
         "description": "URLs of the caller's own uploads; the same URL twice counts once",
     }
+    left_out = {
+        "type": "array",
+        "items": _object(
+            {
+                "url": {"type": "string"},
+                "filename": {"type": "string"},
+                "reason": {"type": "string"},
+            }
+        ),
+        "description": "Photos sent but not trained on, and why (unusable, or another person)",
+    }
     return {
         "Error": _object(
             {
@@ -106,6 +117,10 @@ def schemas() -> dict[str, Any]:
                 "createdAt": timestamp,
                 "startedAt": _nullable(timestamp),
                 "completedAt": _nullable(timestamp),
+                "trainerVersion": _nullable(
+                    {"type": "string", "description": "The trainer version the latest run used"}
+                ),
+                "leftOut": left_out,
             }
         ),
         "Progress": _object(
@@ -133,6 +148,7 @@ def schemas() -> dict[str, Any]:
                 "trainingId": {"type": "string"},
                 "triggerWord": {"type": "string", "pattern": "^user[0-9]{8}$"},
                 "status": {"const": "starting"},
+                "leftOut": left_out,
             }
         ),
         "Uploads": _object(
@@ -284,7 +300,9 @@ def schemas() -> dict[str, Any]:
         "WebhookAck": _object(
             {
                 "received": {"const": True},
-                "outcome": {"enum": ["applied", "unchanged", "duplicate", "unknown"]},
+                "outcome": {
+                    "enum": ["applied", "adopted", "canceled", "unchanged", "duplicate", "unknown"]
+                },
             }
         ),
     }

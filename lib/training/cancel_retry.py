@@ -12,7 +12,14 @@ from lib.settings import Settings
 from lib.sync import upstream
 from lib.sync.statuses import STATUS_RANK, TERMINAL_RANK
 from lib.sync.training_runs import CANCELED_ERROR, apply_snapshot, end_run
-from lib.training.start import MIN_IMAGES, PendingRun, StartedTraining, launch_run, run_parameters
+from lib.training.start import (
+    MIN_IMAGES,
+    PendingRun,
+    StartedTraining,
+    launch_run,
+    run_parameters,
+    same_person,
+)
 
 if TYPE_CHECKING:
     from lib.adapters.replicate import Replicate
@@ -75,10 +82,13 @@ def retry_training(
         )
     # Checked against the trainer's schema before the run is written (503 config_invalid).
     parameters = run_parameters(settings, replicate)
-    run = _insert_pending_run(conn, row, uploads, parameters, settings.training_daily_limit)
+    same = same_person(uploads, storage)
+    run = _insert_pending_run(
+        conn, row, same.kept, parameters, settings.training_daily_limit, same.left_out
+    )
     training_id = launch_run(conn, run, replicate=replicate, storage=storage, settings=settings)
     logger.info("training retried model=%s run=%s", run.model_id, run.id)
-    return StartedTraining(run.model_id, training_id, run.trigger_word)
+    return StartedTraining(run.model_id, training_id, run.trigger_word, run.left_out)
 
 
 def _cancel_upstream(conn: psycopg.Connection, run_id: Any, replicate: "Replicate") -> None:
@@ -125,24 +135,32 @@ def _insert_pending_run(
     uploads: list[dict[str, Any]],
     parameters: dict[str, object],
     daily_limit: int,
+    left_out: list[dict[str, str]],
 ) -> PendingRun:
     try:
         with conn.transaction():
             # A retry costs a training like a start does; both count against the same limit.
             quotas.reserve_training(conn, model["user_id"], daily_limit)
             run = conn.execute(
-                "INSERT INTO training_runs (model_id, user_id, parameters, upload_ids)"
-                " VALUES (%s, %s, %s, %s) RETURNING id",
+                "INSERT INTO training_runs (model_id, user_id, parameters, upload_ids, left_out)"
+                " VALUES (%s, %s, %s, %s, %s) RETURNING id",
                 (
                     model["id"],
                     model["user_id"],
                     Jsonb(parameters),
                     [u["id"] for u in uploads],
+                    Jsonb(left_out),
                 ),
             ).fetchone()
     except psycopg.errors.UniqueViolation:
         # training_runs_one_active_per_user: another retry or start got there first.
         raise Conflict("A training is already in progress", code="training_in_progress") from None
     return PendingRun(
-        str(run["id"]), str(model["id"]), model["user_id"], model["trigger_word"], uploads
+        str(run["id"]),
+        str(model["id"]),
+        model["user_id"],
+        model["trigger_word"],
+        model["gender"],
+        uploads,
+        left_out,
     )
