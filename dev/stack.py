@@ -83,6 +83,8 @@ def start_stack(
         blob_emulator_url=blob.url if blob else None,
     )
     server = serve(router, port)
+    if replicate is not None:
+        replicate.receiver_idle = router.wait_idle
     url = f"http://127.0.0.1:{server.port}"
     if not public_base_url(env):  # with Vercel's variables set, callbacks go where they say
         env["PUBLIC_BASE_URL"] = url

@@ -27,9 +27,10 @@ def replicate_webhook(request: Request) -> Response:
             run_hint=request.args.get("run"),
             generation_hint=request.args.get("generation"),
         )
-        if delivery.has_follow_up:
-            webhooks.follow_up(conn, delivery, clients=clients)
-    return json_response({"received": True, "outcome": delivery.outcome})
+    response = json_response({"received": True, "outcome": delivery.outcome})
+    if delivery.has_follow_up:  # images or weights to copy: after Replicate has its answer
+        response.after(lambda: webhooks.follow_up(delivery, settings=settings, clients=clients))
+    return response
 
 
 app = endpoint(replicate_webhook, "POST", max_body=BODY_LIMIT, after=send_due_events)
