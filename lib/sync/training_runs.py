@@ -13,6 +13,8 @@ from typing import Any
 
 import psycopg
 
+from lib.adapters.database import atomically
+from lib.app_events import state_changes
 from lib.sync import snapshots
 from lib.sync.statuses import STATUS_RANK, TERMINAL_RANK, ranked
 from lib.sync.trainer_logs import TrainerProgress, logs_tail, parse_progress
@@ -34,6 +36,7 @@ class Applied:
     progress: int
 
 
+@atomically  # the state change and the app's event are written together
 def apply_snapshot(
     conn: psycopg.Connection, snapshot: dict[str, Any], *, run_id: str | None = None
 ) -> Applied | None:
@@ -94,9 +97,12 @@ def apply_snapshot(
     if row["status"] == "succeeded":
         output = snapshot.get("output")
         _record_trained_version(conn, row["model_id"], output if isinstance(output, dict) else {})
+    if STATUS_RANK[row["status"]] == TERMINAL_RANK:
+        state_changes.training_ended(conn, row["id"])
     return Applied(str(row["id"]), str(row["model_id"]), row["status"], row["progress"])
 
 
+@atomically
 def end_run(
     conn: psycopg.Connection,
     run_id: Any,
@@ -116,6 +122,8 @@ def end_run(
         " AND created_at <= now() - make_interval(mins => %s) RETURNING id",
         (status, TERMINAL_RANK, error, create_unanswered, run_id, below_rank, older_than_minutes),
     ).fetchone()
+    if row is not None:
+        state_changes.training_ended(conn, row["id"])
     return row is not None
 
 

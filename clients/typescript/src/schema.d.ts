@@ -458,6 +458,82 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/studio/packs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The Studio packs; with ?modelId, that model's pack runs too */
+        get: {
+            parameters: {
+                query?: {
+                    modelId?: string;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The packs (and runs) */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Packs"];
+                    };
+                };
+                400: components["responses"]["E400"];
+                401: components["responses"]["E401"];
+                404: components["responses"]["E404"];
+                503: components["responses"]["E503"];
+            };
+        };
+        put?: never;
+        /** Run a pack with a completed model: one generation per image, the whole pack counted against the daily limit at once (429 and nothing started if it does not fit); pack.completed is sent when every generation has ended */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["PackRequest"];
+                };
+            };
+            responses: {
+                /** @description The run started */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["PackRunAnswer"];
+                    };
+                };
+                400: components["responses"]["E400"];
+                401: components["responses"]["E401"];
+                404: components["responses"]["E404"];
+                409: components["responses"]["E409"];
+                413: components["responses"]["E413"];
+                415: components["responses"]["E415"];
+                429: components["responses"]["E429"];
+                502: components["responses"]["E502"];
+                503: components["responses"]["E503"];
+                504: components["responses"]["E504"];
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/models": {
         parameters: {
             query?: never;
@@ -663,7 +739,314 @@ export interface paths {
         trace?: never;
     };
 }
-export type webhooks = Record<string, never>;
+export interface webhooks {
+    "training.completed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A training succeeded: the model can generate
+         * @description Signed the Standard Webhooks way with APP_WEBHOOK_SECRET. Every attempt of one event carries the same webhook-id: deduplicate by it. Any answer but 2xx within 10 s is retried.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header: {
+                    "webhook-id": string;
+                    "webhook-timestamp": string;
+                    "webhook-signature": string;
+                };
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        type: "training.completed";
+                        /** Format: date-time */
+                        timestamp: string;
+                        data: components["schemas"]["ModelEventData"];
+                    };
+                };
+            };
+            responses: {
+                /** @description Received */
+                "2XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "training.failed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A training failed
+         * @description Signed the Standard Webhooks way with APP_WEBHOOK_SECRET. Every attempt of one event carries the same webhook-id: deduplicate by it. Any answer but 2xx within 10 s is retried.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header: {
+                    "webhook-id": string;
+                    "webhook-timestamp": string;
+                    "webhook-signature": string;
+                };
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        type: "training.failed";
+                        /** Format: date-time */
+                        timestamp: string;
+                        data: components["schemas"]["ModelEventData"];
+                    };
+                };
+            };
+            responses: {
+                /** @description Received */
+                "2XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "training.canceled": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A training was canceled
+         * @description Signed the Standard Webhooks way with APP_WEBHOOK_SECRET. Every attempt of one event carries the same webhook-id: deduplicate by it. Any answer but 2xx within 10 s is retried.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header: {
+                    "webhook-id": string;
+                    "webhook-timestamp": string;
+                    "webhook-signature": string;
+                };
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        type: "training.canceled";
+                        /** Format: date-time */
+                        timestamp: string;
+                        data: components["schemas"]["ModelEventData"];
+                    };
+                };
+            };
+            responses: {
+                /** @description Received */
+                "2XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "generation.succeeded": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A generation's images are in our storage
+         * @description Signed the Standard Webhooks way with APP_WEBHOOK_SECRET. Every attempt of one event carries the same webhook-id: deduplicate by it. Any answer but 2xx within 10 s is retried.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header: {
+                    "webhook-id": string;
+                    "webhook-timestamp": string;
+                    "webhook-signature": string;
+                };
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        type: "generation.succeeded";
+                        /** Format: date-time */
+                        timestamp: string;
+                        data: components["schemas"]["GenerationEventData"];
+                    };
+                };
+            };
+            responses: {
+                /** @description Received */
+                "2XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "generation.failed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A generation failed (or was canceled)
+         * @description Signed the Standard Webhooks way with APP_WEBHOOK_SECRET. Every attempt of one event carries the same webhook-id: deduplicate by it. Any answer but 2xx within 10 s is retried.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header: {
+                    "webhook-id": string;
+                    "webhook-timestamp": string;
+                    "webhook-signature": string;
+                };
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        type: "generation.failed";
+                        /** Format: date-time */
+                        timestamp: string;
+                        data: components["schemas"]["GenerationEventData"];
+                    };
+                };
+            };
+            responses: {
+                /** @description Received */
+                "2XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "pack.completed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Every generation of a pack run has ended
+         * @description Signed the Standard Webhooks way with APP_WEBHOOK_SECRET. Every attempt of one event carries the same webhook-id: deduplicate by it. Any answer but 2xx within 10 s is retried.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header: {
+                    "webhook-id": string;
+                    "webhook-timestamp": string;
+                    "webhook-signature": string;
+                };
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        type: "pack.completed";
+                        /** Format: date-time */
+                        timestamp: string;
+                        data: components["schemas"]["PackRunEventData"];
+                    };
+                };
+            };
+            responses: {
+                /** @description Received */
+                "2XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+}
 export interface components {
     schemas: {
         Error: {
@@ -800,12 +1183,51 @@ export interface components {
             /** Format: date-time */
             completedAt: string | null;
             input: Record<string, never>;
+            /** Format: uuid */
+            packRunId: string | null;
         };
         GenerationAnswer: {
             generation: components["schemas"]["Generation"];
         };
         Gallery: {
             generations: components["schemas"]["Generation"][];
+        };
+        Pack: {
+            id: string;
+            name: string;
+            description: string;
+            imageCount: number;
+        };
+        PackRun: {
+            /** Format: uuid */
+            id: string;
+            packId: string;
+            /** Format: uuid */
+            modelId: string;
+            /** @enum {string} */
+            status: "processing" | "completed";
+            total: number;
+            /** @description Generations that have ended, failed ones included */
+            done: number;
+            failed: number;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            completedAt: string | null;
+        };
+        Packs: {
+            packs: components["schemas"]["Pack"][];
+            /** @description With ?modelId: that model's runs, newest first */
+            runs?: components["schemas"]["PackRun"][];
+        };
+        PackRequest: {
+            modelId: string;
+            packId: string;
+        } & {
+            [key: string]: unknown;
+        };
+        PackRunAnswer: {
+            run: components["schemas"]["PackRun"];
         };
         UploadRules: {
             pathnamePrefix: string;
@@ -847,12 +1269,84 @@ export interface components {
             deletionsFinished: number;
             unreportedUploadsDeleted: number;
             webhookEventsPruned: number;
+            eventsSent: number;
+            eventsFailed: number;
         };
         WebhookAck: {
             /** @constant */
             received: true;
             /** @enum {unknown} */
             outcome: "applied" | "adopted" | "canceled" | "unchanged" | "duplicate" | "unknown";
+        };
+        ModelEventData: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            modelType: string;
+            gender: string | null;
+            triggerWord: string;
+            /** @enum {string} */
+            status: "canceled" | "completed" | "failed" | "starting" | "training";
+            progress: number;
+            step: number | null;
+            totalSteps: number | null;
+            etaSeconds: number | null;
+            error: string | null;
+            replicateModelId: string | null;
+            replicateVersionId: string | null;
+            loraWeightsUrl: string | null;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            startedAt: string | null;
+            /** Format: date-time */
+            completedAt: string | null;
+            /** @description The trainer version the latest run used */
+            trainerVersion: string | null;
+            /** @description Photos sent but not trained on, and why (unusable, or another person) */
+            leftOut: {
+                url: string;
+                filename: string;
+                reason: string;
+            }[];
+            userId: string;
+        };
+        GenerationEventData: {
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            modelId: string;
+            prompt: string;
+            /** @enum {string} */
+            status: "canceled" | "failed" | "processing" | "starting" | "succeeded";
+            error: string | null;
+            images: string[];
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            completedAt: string | null;
+            input: Record<string, never>;
+            /** Format: uuid */
+            packRunId: string | null;
+            userId: string;
+        };
+        PackRunEventData: {
+            /** Format: uuid */
+            id: string;
+            packId: string;
+            /** Format: uuid */
+            modelId: string;
+            /** @enum {string} */
+            status: "processing" | "completed";
+            total: number;
+            /** @description Generations that have ended, failed ones included */
+            done: number;
+            failed: number;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            completedAt: string | null;
+            userId: string;
         };
     };
     responses: {
