@@ -1,17 +1,26 @@
-"""DELETE /api/account — all of the caller's data: models, uploads, trainings, generations."""
+"""GET /api/account — the caller's usage; DELETE — all of the caller's data."""
 
 from lib import database, deletion
+from lib.accounts.usage import account_usage
 from lib.auth import authenticate
 from lib.http import Request, Response, endpoint, json_response
-from lib.replicate import Replicate
 from lib.settings import get_settings
-from lib.storage import get_storage
 
 
-def delete_account(request: Request) -> Response:
-    """200 when everything is gone, 202 while the cron finishes what a failure left."""
+def account(request: Request) -> Response:
+    """GET: usage against the limits. DELETE: 200 when gone, 202 while the cron finishes."""
     settings = get_settings()
     user_id = authenticate(request, settings)
+    if request.method == "DELETE":
+        return _delete(settings, user_id)
+    with database.connect(settings) as conn:
+        return json_response(account_usage(conn, user_id=user_id, settings=settings))
+
+
+def _delete(settings, user_id: str) -> Response:
+    from lib.replicate import Replicate
+    from lib.storage import get_storage
+
     replicate = Replicate(settings)  # refuses a missing token before anything changes
     with database.connect(settings) as conn:
         done = deletion.delete_account(
@@ -20,4 +29,4 @@ def delete_account(request: Request) -> Response:
     return json_response(*deletion.outcome(done))
 
 
-app = endpoint(delete_account, "DELETE")
+app = endpoint(account, "GET", "DELETE")

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import psycopg
 
+from lib.accounts import spend
 from lib.paths import user_prefix
 from lib.settings import Settings
 from lib.training_events import STATUS_RANK, TERMINAL_RANK, uuid_or_none
@@ -83,6 +84,8 @@ def apply_prediction(
             "completed_at": snapshot.get("completed_at"),
         },
     ).fetchone()
+    if row is not None and rank == TERMINAL_RANK:
+        spend.settle_generation(conn, generation["id"], snapshot.get("metrics"), settings=settings)
     return row is not None
 
 

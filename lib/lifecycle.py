@@ -16,7 +16,14 @@ from lib.training_events import (
     apply_snapshot,
     end_run,
 )
-from lib.trainings import MIN_IMAGES, PendingRun, StartedTraining, launch_run, run_parameters
+from lib.trainings import (
+    MIN_IMAGES,
+    PendingRun,
+    StartedTraining,
+    launch_run,
+    reserve_spend,
+    run_parameters,
+)
 
 if TYPE_CHECKING:
     from lib.replicate import Replicate
@@ -79,7 +86,7 @@ def retry_training(
         )
     # Checked against the trainer's schema before the run is written (503 config_invalid).
     parameters = run_parameters(settings, replicate)
-    run = _insert_pending_run(conn, row, uploads, parameters, settings.training_daily_limit)
+    run = _insert_pending_run(conn, row, uploads, parameters, settings)
     training_id = launch_run(conn, run, replicate=replicate, storage=storage, settings=settings)
     logger.info("training retried model=%s run=%s", run.model_id, run.id)
     return StartedTraining(run.model_id, training_id, run.trigger_word)
@@ -131,12 +138,12 @@ def _insert_pending_run(
     model: dict[str, Any],
     uploads: list[dict[str, Any]],
     parameters: dict[str, object],
-    daily_limit: int,
+    settings: Settings,
 ) -> PendingRun:
     try:
         with conn.transaction():
             # A retry costs a training like a start does; both count against the same limit.
-            quotas.reserve_training(conn, model["user_id"], daily_limit)
+            quotas.reserve_training(conn, model["user_id"], settings.training_daily_limit)
             run = conn.execute(
                 "INSERT INTO training_runs (model_id, user_id, parameters, upload_ids)"
                 " VALUES (%s, %s, %s, %s) RETURNING id",
@@ -147,6 +154,7 @@ def _insert_pending_run(
                     [u["id"] for u in uploads],
                 ),
             ).fetchone()
+            reserve_spend(conn, model["user_id"], run["id"], parameters, settings)
     except psycopg.errors.UniqueViolation:
         # training_runs_one_active_per_user: another retry or start got there first.
         raise Conflict("A training is already in progress", code="training_in_progress") from None

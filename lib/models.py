@@ -8,6 +8,7 @@ from typing import Any
 
 import psycopg
 
+from lib.accounts.costs import usd_json
 from lib.errors import BadRequest, NotFound
 
 MAX_PAGE_SIZE, DEFAULT_PAGE_SIZE = 100, 20
@@ -26,7 +27,8 @@ PUBLIC_STATUS = {
 MODEL_WITH_LATEST_RUN = """
     SELECT m.*, r.id AS run_id, r.status AS run_status, r.status_rank, r.progress, r.error,
            r.replicate_training_id, r.started_at, r.completed_at, r.last_event_at,
-           r.last_polled_at, r.step, r.total_steps, r.eta_seconds
+           r.last_polled_at, r.step, r.total_steps, r.eta_seconds,
+           (SELECT sum(cost_usd) FROM training_runs WHERE model_id = m.id) AS cost_usd
     FROM user_models m
     JOIN LATERAL (
         SELECT * FROM training_runs WHERE model_id = m.id ORDER BY created_at DESC LIMIT 1
@@ -107,6 +109,7 @@ def model_json(row: dict[str, Any]) -> dict[str, Any]:
         "createdAt": iso(row["created_at"]),
         "startedAt": iso(row["started_at"]),
         "completedAt": iso(row["completed_at"]),
+        "costUsd": usd_json(row["cost_usd"]),
     }
 
 

@@ -40,6 +40,16 @@ _clients: dict[tuple[str, ...], Any] = {}
 _secret_fetched_at: dict[tuple[str, ...], float] = {}
 SECRET_REFRESH_SECONDS = 60
 T = TypeVar("T")
+SNAPSHOT_FIELDS = (
+    "id",
+    "status",
+    "logs",
+    "error",
+    "output",
+    "started_at",
+    "completed_at",
+    "metrics",
+)
 
 
 class BoundedRetryTransport(httpx.HTTPTransport):
@@ -151,11 +161,17 @@ class Replicate:
 
     def get_training(self, training_id: str) -> dict[str, Any]:
         """The training as Replicate sees it now (404 raises NotFoundUpstream)."""
-        return snapshot(self._call(lambda: self.client.trainings.get(training_id)))
+        return snapshot(self._json("GET", f"/v1/trainings/{training_id}"))
 
     def cancel_training(self, training_id: str) -> dict[str, Any]:
         """Ask Replicate to cancel a training."""
-        return snapshot(self._call(lambda: self.client.trainings.cancel(training_id)))
+        return snapshot(self._json("POST", f"/v1/trainings/{training_id}/cancel"))
+
+    def model_hardware(self, model: str) -> str | None:
+        """The hardware Replicate reports for the model `owner/name`, if it reports one."""
+        return self._cached(
+            "hardware", model, lambda: self._json("GET", f"/v1/models/{model}").get("hardware")
+        )
 
     def create_prediction(
         self, *, version: str, prediction_input: dict[str, Any], webhook: str | None
@@ -244,6 +260,10 @@ class Replicate:
         """Delete the model `owner/name`; gone (404) or still holding a version (409) is fine."""
         self._call(lambda: self.client.models.delete(model), tolerate=(404, 409))
 
+    def _json(self, method: str, path: str) -> dict[str, Any]:
+        # The client's Training object drops `metrics` (the billed seconds): read the JSON.
+        return self._call(lambda: self.client._request(method, path).json())
+
     def _cached(self, kind: str, name: str, load: Callable[[], T]) -> T:
         key = self._key(kind, name)
         with _cache_lock:
@@ -288,6 +308,8 @@ class Download:
 
 def snapshot(job: Any) -> dict[str, Any]:
     """The fields we use of a training or prediction, in the shape of a webhook payload."""
+    if isinstance(job, dict):
+        return {name: job.get(name) for name in SNAPSHOT_FIELDS} | {"logs": job.get("logs") or ""}
     output = job.output
     if output is not None and not isinstance(output, dict | list | str):
         output = output.dict() if hasattr(output, "dict") else dict(output)
@@ -299,6 +321,7 @@ def snapshot(job: Any) -> dict[str, Any]:
         "output": output,
         "started_at": job.started_at,
         "completed_at": job.completed_at,
+        "metrics": getattr(job, "metrics", None),
     }
 
 

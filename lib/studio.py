@@ -9,6 +9,8 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from lib import generation_events, models, polling, quotas
+from lib.accounts import spend
+from lib.accounts.costs import usd_json
 from lib.errors import ApiError, BadRequest, Conflict, Unprocessable
 from lib.settings import Settings
 from lib.training_events import TERMINAL_RANK
@@ -92,9 +94,8 @@ def generate(
         raise Conflict("The model has not finished training", code="model_not_ready")
     prompt = with_trigger_word(request.prompt, model["trigger_word"])
     prediction_input = {"prompt": prompt, **request.options}
-    generation = _insert_pending(
-        conn, user_id, model["id"], prediction_input, settings.generation_daily_limit
-    )
+    hardware = _reported_hardware(replicate, model["replicate_model_id"])
+    generation = _insert_pending(conn, user_id, model["id"], prediction_input, hardware, settings)
     try:
         snapshot = replicate.create_prediction(
             version=f"{model['replicate_model_id']}:{model['replicate_version_id']}",
@@ -103,7 +104,7 @@ def generate(
         )
         generation_events.apply_prediction(conn, generation, snapshot, settings=settings)
     except ApiError as error:
-        _fail(conn, generation["id"], error.message)
+        _fail(conn, generation["id"], error.message, settings)
         raise
     logger.info("generation started generation=%s prediction=%s", generation["id"], snapshot["id"])
     return generation_json(_generation(conn, generation["id"]))
@@ -138,6 +139,7 @@ def generation_json(row: dict[str, Any]) -> dict[str, Any]:
         "createdAt": models.iso(row["created_at"]),
         "completedAt": models.iso(row["completed_at"]),
         "input": {name: given.get(input_name) for name, input_name in INPUT_NAMES.items()},
+        "costUsd": usd_json(row["cost_usd"]),
     }
 
 
@@ -146,17 +148,38 @@ def _insert_pending(
     user_id: str,
     model_id: Any,
     prediction_input: dict[str, Any],
-    daily_limit: int,
+    hardware: str | None,
+    settings: Settings,
 ) -> dict[str, Any]:
     """The pending generation, committed before Replicate is called."""
+    images = prediction_input["num_outputs"]
     with conn.transaction():
         # In the same transaction: a reservation and its generation are written together or not.
-        quotas.reserve_generation(conn, user_id, daily_limit, prediction_input["num_outputs"])
-        return conn.execute(
+        quotas.reserve_generation(conn, user_id, settings.generation_daily_limit, images)
+        generation = conn.execute(
             "INSERT INTO generations (model_id, user_id, prompt, input)"
             " VALUES (%s, %s, %s, %s) RETURNING id, user_id, input, status_rank",
             (model_id, user_id, prediction_input["prompt"], Jsonb(prediction_input)),
         ).fetchone()
+        spend.reserve_generation(
+            conn,
+            user_id=user_id,
+            generation_id=generation["id"],
+            prediction_input=prediction_input,
+            hardware=hardware,
+            settings=settings,
+        )
+        return generation
+
+
+def _reported_hardware(replicate: "Replicate", model_ref: str) -> str | None:
+    """The hardware Replicate reports for the trained model; None (the configured default)
+    when it reports none or cannot be asked now."""
+    try:
+        return replicate.model_hardware(model_ref)
+    except ApiError as error:
+        logger.warning("model hardware unknown model=%s code=%s", model_ref, error.code)
+        return None
 
 
 def poll_predictions(
@@ -177,12 +200,14 @@ def poll_predictions(
             logger.warning("poll failed prediction=%s code=%s", prediction_id, error.code)
 
 
-def _fail(conn: psycopg.Connection, generation_id: Any, message: str) -> None:
-    conn.execute(
+def _fail(conn: psycopg.Connection, generation_id: Any, message: str, settings: Settings) -> None:
+    failed = conn.execute(
         "UPDATE generations SET status = 'failed', status_rank = 3, error = %s,"
-        " completed_at = now() WHERE id = %s AND status_rank < 3",
+        " completed_at = now() WHERE id = %s AND status_rank < 3 RETURNING id",
         (message, generation_id),
-    )
+    ).fetchone()
+    if failed:
+        spend.settle_generation(conn, generation_id, None, settings=settings)
 
 
 def _generation(conn: psycopg.Connection, generation_id: Any) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from typing import Any
 
 import psycopg
 
+from lib.accounts import spend
 from lib.errors import BadRequest
 from lib.settings import Settings
 from lib.trainer_logs import TrainerProgress, logs_tail, parse_progress
@@ -160,6 +161,8 @@ def apply_snapshot(
     ).fetchone()
     if row is None:
         return None
+    if STATUS_RANK[row["status"]] == TERMINAL_RANK:  # this snapshot ended the run
+        spend.settle_training(conn, row["id"], snapshot.get("metrics"))
     if row["status"] == "succeeded":
         output = snapshot.get("output")
         _record_trained_version(conn, row["model_id"], output if isinstance(output, dict) else {})
@@ -175,6 +178,8 @@ def end_run(
         " WHERE id = %s AND status_rank < %s RETURNING id",
         (status, error, run_id, below_rank),
     ).fetchone()
+    if row is not None:
+        spend.settle_training(conn, run_id, None)
     return row is not None
 
 

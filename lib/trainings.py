@@ -12,9 +12,15 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from lib import models, polling, quotas, reconcile, trainer_inputs
+from lib.accounts import spend
 from lib.errors import ApiError, BadGateway, BadRequest, Conflict, Unprocessable
 from lib.paths import user_prefix
-from lib.settings import RECORDED_ONLY_PARAMETERS, Settings, is_loopback_url
+from lib.settings import (
+    RECORDED_ONLY_PARAMETERS,
+    TRAINING_INPUT_DEFAULTS,
+    Settings,
+    is_loopback_url,
+)
 from lib.training_events import MAX_URL_LENGTH, TERMINAL_RANK, apply_snapshot, end_run
 
 if TYPE_CHECKING:  # both pull in httpx; the progress function must not pay for it
@@ -109,7 +115,7 @@ def start_training(
     # Checked against the trainer's schema before anything is written (503 config_invalid).
     parameters = run_parameters(settings, replicate)
     run = _insert_pending_run(
-        conn, user_id, request, uploads, parameters, idempotency_key, settings.training_daily_limit
+        conn, user_id, request, uploads, parameters, idempotency_key, settings
     )
     if isinstance(run, StartedTraining):
         return run
@@ -266,13 +272,13 @@ def _callers_uploads(conn, user_id: str, urls: list[str]) -> list[dict[str, Any]
     return usable
 
 
-def _insert_pending_run(conn, user_id, request, uploads, parameters, idempotency_key, limit):
+def _insert_pending_run(conn, user_id, request, uploads, parameters, idempotency_key, settings):
     """The model and its pending run, committed before anything is called upstream."""
     for _ in range(5):
         trigger_word = f"user{secrets.randbelow(10**8):08d}"
         try:
             with conn.transaction():
-                quotas.reserve_training(conn, user_id, limit)  # rolls back with the run
+                quotas.reserve_training(conn, user_id, settings.training_daily_limit)
                 model = conn.execute(
                     "INSERT INTO user_models (user_id, name, model_type, gender, trigger_word)"
                     " VALUES (%s, %s, %s, %s, %s) RETURNING id",
@@ -290,6 +296,7 @@ def _insert_pending_run(conn, user_id, request, uploads, parameters, idempotency
                         idempotency_key,
                     ),
                 ).fetchone()
+                reserve_spend(conn, user_id, run["id"], parameters, settings)
             return PendingRun(str(run["id"]), str(run["model_id"]), user_id, trigger_word, uploads)
         except psycopg.errors.UniqueViolation as error:
             # Which invariant held tells us what to answer; the database decided, not a read.
@@ -303,6 +310,14 @@ def _insert_pending_run(conn, user_id, request, uploads, parameters, idempotency
             if constraint != "user_models_trigger_word_key":
                 raise
     raise AssertionError("no free trigger word after 5 tries")
+
+
+def reserve_spend(
+    conn: psycopg.Connection, user_id: str, run_id: Any, parameters: dict, settings: Settings
+) -> None:
+    """Reserve a new run's estimated cost (429 spend_limit); rolls back with the run."""
+    steps = parameters.get("steps", TRAINING_INPUT_DEFAULTS["steps"])
+    spend.reserve_training(conn, user_id=user_id, run_id=run_id, steps=steps, settings=settings)
 
 
 def _store_zip(

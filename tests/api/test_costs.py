@@ -1,0 +1,240 @@
+"""What each job cost, GET /api/account and the monthly spend cap, through HTTP and the emulator."""
+
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from lib.accounts import spend
+from lib.settings import get_settings
+from tests.helpers import go_quiet, progress, start_training, started, upload_selfies
+
+PRICES = json.dumps({"gpu-h100": 2.0, "gpu-l40s": 0.5})
+
+
+def billed(stack, replicate_id: str, usd_per_second: float) -> float:
+    """What the emulator's metrics say the job cost at a price."""
+    seconds = stack.replicate.get_object(replicate_id)["metrics"]["predict_time"]
+    return float((Decimal(str(seconds)) * Decimal(str(usd_per_second))).quantize(Decimal("1e-6")))
+
+
+def trained(api, user, stack) -> dict:
+    body = started(api, user)
+    stack.replicate.advance(body["trainingId"], "succeeded")
+    stack.replicate.wait_for_deliveries()
+    return body
+
+
+def generate(api, user, model_id, **extra):
+    body = {"modelId": model_id, "prompt": "a portrait", **extra}
+    return api.post("/api/studio/generate", json=body, headers=user.headers)
+
+
+def finish_generation(stack, db, generation_id) -> str:
+    row = db.execute(
+        "SELECT replicate_prediction_id FROM generations WHERE id = %s", (generation_id,)
+    ).fetchone()
+    stack.replicate.advance(row["replicate_prediction_id"], "succeeded")
+    stack.replicate.wait_for_deliveries(timeout=15)
+    return row["replicate_prediction_id"]
+
+
+def account(api, user) -> dict:
+    response = api.get("/api/account", headers=user.headers)
+    assert response.status_code == 200, response.text
+    return response.json()["usage"]
+
+
+def model_json(api, user, model_id) -> dict:
+    return api.get(f"/api/models/{model_id}", headers=user.headers).json()
+
+
+def test_a_training_ended_by_webhook_records_replicates_metrics_and_costs_the_trainers_price(
+    api, user, stack, db, configure
+):
+    configure(REPLICATE_PRICES=PRICES)
+    body = trained(api, user, stack)
+
+    run = db.execute(
+        "SELECT metrics, hardware, cost_usd FROM training_runs WHERE replicate_training_id = %s",
+        (body["trainingId"],),
+    ).fetchone()
+    assert run["metrics"] == stack.replicate.get_object(body["trainingId"])["metrics"]
+    assert set(run["metrics"]) == {"predict_time", "total_time"}
+    assert run["hardware"] == "gpu-h100"
+    assert float(run["cost_usd"]) == billed(stack, body["trainingId"], 2.0)
+    assert model_json(api, user, body["modelId"])["costUsd"] == float(run["cost_usd"])
+
+
+def test_a_training_ended_through_a_progress_poll_records_its_cost(api, user, stack, db, configure):
+    configure(REPLICATE_PRICES=PRICES)
+    body = started(api, user)
+    stack.replicate.advance(body["trainingId"], "succeeded", send=False)
+    assert model_json(api, user, body["modelId"])["costUsd"] is None  # not known yet
+    go_quiet(db, body["trainingId"])
+
+    answer = progress(api, user, body["modelId"])
+
+    assert answer["status"] == "completed"
+    assert answer["model"]["costUsd"] == billed(stack, body["trainingId"], 2.0)
+
+
+def test_a_model_costs_the_sum_of_its_runs(api, user, stack, db, configure):
+    configure(REPLICATE_PRICES=PRICES)
+    body = started(api, user)
+    stack.replicate.advance(body["trainingId"], "processing")
+    stack.replicate.advance(body["trainingId"], "failed")  # billed for the seconds it ran
+    stack.replicate.wait_for_deliveries()
+    again = api.post("/api/training/retry", json={"modelId": body["modelId"]}, headers=user.headers)
+    stack.replicate.advance(again.json()["trainingId"], "succeeded")
+    stack.replicate.wait_for_deliveries()
+
+    both = billed(stack, body["trainingId"], 2.0) + billed(stack, again.json()["trainingId"], 2.0)
+    assert model_json(api, user, body["modelId"])["costUsd"] == pytest.approx(both, abs=1e-6)
+
+
+def test_a_generation_in_the_gallery_costs_its_seconds_at_the_hardware_replicate_reports(
+    api, user, stack, db, configure
+):
+    # The emulator reports gpu-h100 for the fine-tuned model: the configured default is unused.
+    configure(REPLICATE_PRICES=PRICES, REPLICATE_MODEL_HARDWARE="gpu-l40s")
+    body = trained(api, user, stack)
+    generation = generate(api, user, body["modelId"], numOutputs=2).json()["generation"]
+    assert generation["costUsd"] is None
+    prediction_id = finish_generation(stack, db, generation["id"])
+
+    gallery = api.get(
+        "/api/studio/generations", params={"modelId": body["modelId"]}, headers=user.headers
+    ).json()["generations"]
+
+    assert gallery[0]["costUsd"] == billed(stack, prediction_id, 2.0)
+    row = db.execute("SELECT metrics FROM generations WHERE id = %s", (generation["id"],))
+    assert row.fetchone()["metrics"] == stack.replicate.get_object(prediction_id)["metrics"]
+
+
+def test_account_shows_todays_usage_and_this_months_spend(api, user, stack, db, configure):
+    configure(REPLICATE_PRICES=PRICES, MONTHLY_SPEND_LIMIT_USD="25")
+    body = trained(api, user, stack)
+    generation = generate(api, user, body["modelId"], numOutputs=3).json()["generation"]
+    prediction_id = finish_generation(stack, db, generation["id"])
+
+    usage = account(api, user)
+
+    spent = billed(stack, body["trainingId"], 2.0) + billed(stack, prediction_id, 2.0)
+    assert usage == {
+        "trainingsToday": 1,
+        "imagesToday": 3,
+        "trainingLimit": 3,
+        "imageLimit": 50,
+        "spendMonthUsd": pytest.approx(spent, abs=3e-6),
+        "spendLimitUsd": 25.0,
+    }
+
+
+def test_a_running_training_counts_its_estimate_until_replicate_bills_it(
+    api, user, stack, configure
+):
+    configure(REPLICATE_PRICES=PRICES)
+    started(api, user)
+
+    usage = account(api, user)
+
+    with psycopg.connect(stack.database_url, row_factory=dict_row) as conn:
+        per_step = spend.training_seconds_per_step(conn)
+    assert usage["spendMonthUsd"] == pytest.approx(1000 * per_step * 2.0, abs=1e-6)
+    assert usage["spendLimitUsd"] is None
+
+
+def next_month_utc() -> str:
+    now = datetime.now(UTC)
+    year, month = (now.year + 1, 1) if now.month == 12 else (now.year, now.month + 1)
+    return f"{year:04d}-{month:02d}-01T00:00:00Z"
+
+
+def assert_spend_limit(response, limit: str) -> None:
+    assert response.status_code == 429, response.text
+    assert response.json()["code"] == "spend_limit"
+    assert f"over the limit of ${limit}" in response.json()["error"]
+    assert f"the limit resets at {next_month_utc()}" in response.json()["error"]
+    assert 0 < int(response.headers["Retry-After"]) <= 31 * 24 * 3600
+
+
+def test_a_start_over_the_monthly_limit_is_429_and_starts_nothing(api, user, stack, db, configure):
+    urls = upload_selfies(api, user, 5)
+    configure(MONTHLY_SPEND_LIMIT_USD="0")
+    trainings_before = len(stack.replicate.requests)
+
+    response = start_training(api, user, urls)
+
+    assert_spend_limit(response, "0.00")
+    for table in ("user_models", "usage_events", "spend_ledger"):
+        rows = db.execute(f"SELECT count(*) AS n FROM {table} WHERE user_id = %s", (user.id,))
+        assert rows.fetchone()["n"] == 0, table
+    assert not [r for r in stack.replicate.requests[trainings_before:] if r.method == "POST"]
+
+
+def test_a_retry_over_the_monthly_limit_is_429(api, user, stack, configure):
+    body = started(api, user)
+    stack.replicate.advance(body["trainingId"], "failed")
+    stack.replicate.wait_for_deliveries()
+    configure(MONTHLY_SPEND_LIMIT_USD="0")
+
+    response = api.post(
+        "/api/training/retry", json={"modelId": body["modelId"]}, headers=user.headers
+    )
+
+    assert_spend_limit(response, "0.00")
+    assert model_json(api, user, body["modelId"])["status"] == "failed"
+
+
+def test_a_generation_over_the_monthly_limit_is_429_and_starts_nothing(
+    api, user, stack, db, configure
+):
+    body = trained(api, user, stack)
+    spent = Decimal(str(account(api, user)["spendMonthUsd"]))
+    configure(MONTHLY_SPEND_LIMIT_USD=str(spent))
+
+    response = generate(api, user, body["modelId"])
+
+    assert_spend_limit(response, f"{spent:.2f}")
+    assert (
+        db.execute(
+            "SELECT count(*) AS n FROM generations WHERE user_id = %s", (user.id,)
+        ).fetchone()["n"]
+        == 0
+    )
+
+
+def test_concurrent_generations_cannot_overspend_together(api, user, stack, db, configure):
+    body = trained(api, user, stack)
+    with psycopg.connect(stack.database_url, row_factory=dict_row) as conn:
+        per_image = spend.image_estimate(
+            conn, steps=spend.DEFAULT_IMAGE_STEPS, hardware="gpu-h100", settings=get_settings()
+        )
+        spent = spend.month_spend(conn, user.id)
+    configure(MONTHLY_SPEND_LIMIT_USD=str(spent + per_image * Decimal("2.5")))
+    barrier = threading.Barrier(8)
+
+    def racer(_):
+        barrier.wait()
+        return generate(api, user, body["modelId"])
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        responses = list(pool.map(racer, range(8)))
+
+    assert sorted(r.status_code for r in responses) == [201] * 2 + [429] * 6
+    assert {r.json()["code"] for r in responses if r.status_code == 429} == {"spend_limit"}
+
+
+def test_a_malformed_price_table_is_refused_by_name(api, user, configure):
+    configure(REPLICATE_PRICES='{"gpu-h100": "cheap"}')
+
+    response = api.get("/api/account", headers=user.headers)
+
+    assert response.status_code == 503
+    assert "REPLICATE_PRICES" in response.json()["error"]
