@@ -60,7 +60,7 @@ def reserve_training(
     price = costs.price_per_second(
         settings.trainer_hardware, settings.replicate_prices, settings.trainer_hardware
     )
-    estimate = _usd(steps * training_seconds_per_step(conn) * float(price))
+    estimate = _usd(steps * Decimal(str(training_seconds_per_step(conn))) * price)
     _check(conn, user_id, estimate, settings.monthly_spend_limit_usd)
     conn.execute(
         "UPDATE training_runs SET hardware = %s, usd_per_second = %s WHERE id = %s",
@@ -125,7 +125,7 @@ def image_estimate(
 ) -> Decimal:
     """The estimated cost of one picture of `steps` steps."""
     price = costs.price_per_second(hardware, settings.replicate_prices, settings.model_hardware)
-    return _usd(steps * image_seconds_per_step(conn) * float(price))
+    return _usd(steps * Decimal(str(image_seconds_per_step(conn))) * price)
 
 
 def training_seconds_per_step(conn: psycopg.Connection) -> float:
@@ -251,9 +251,9 @@ def _cost(metrics: Any, usd_per_second: Decimal | None, *, reached: bool) -> Dec
     return None
 
 
-def _usd(amount: float | Decimal) -> Decimal:
+def _usd(amount: Decimal) -> Decimal:
     # Rounded up: an estimate is never 0 for a job that runs at all.
-    return Decimal(str(amount)).quantize(Decimal("0.000001"), rounding=ROUND_UP)
+    return amount.quantize(Decimal("0.000001"), rounding=ROUND_UP)
 
 
 def _jsonb(metrics: Any) -> Jsonb | None:
