@@ -84,6 +84,43 @@ def test_a_training_ended_through_a_progress_poll_records_its_cost(api, user, st
     assert answer["model"]["costUsd"] == billed(stack, body["trainingId"], 2.0)
 
 
+def test_a_training_recovered_by_the_cron_records_its_cost(
+    api, user, stack, db, configure, quiet_training
+):
+    configure(CRON_SECRET="cron-secret-for-tests-0123456789")
+    go_quiet(db, quiet_training["trainingId"], 6 * 60)
+
+    response = api.get(
+        "/api/cron/reconcile",
+        headers={"Authorization": "Bearer cron-secret-for-tests-0123456789"},
+    )
+
+    assert response.json()["recovered"] >= 1
+    cost = model_json(api, user, quiet_training["modelId"])["costUsd"]
+    assert cost == billed(stack, quiet_training["trainingId"], 0.001525)
+
+
+def test_a_generation_recovered_by_a_gallery_poll_records_its_cost(api, user, stack, db, configure):
+    configure(REPLICATE_PRICES=PRICES)
+    body = trained(api, user, stack)
+    generation = generate(api, user, body["modelId"]).json()["generation"]
+    row = db.execute(
+        "SELECT replicate_prediction_id FROM generations WHERE id = %s", (generation["id"],)
+    ).fetchone()
+    stack.replicate.advance(row["replicate_prediction_id"], "succeeded", send=False)
+    db.execute(
+        "UPDATE generations SET last_event_at = now() - interval '2 minutes' WHERE id = %s",
+        (generation["id"],),
+    )
+
+    [polled] = api.get(
+        "/api/studio/generations", params={"modelId": body["modelId"]}, headers=user.headers
+    ).json()["generations"]
+
+    assert polled["status"] == "succeeded"
+    assert polled["costUsd"] == billed(stack, row["replicate_prediction_id"], 2.0)
+
+
 def test_a_model_costs_the_sum_of_its_runs(api, user, stack, db, configure):
     configure(REPLICATE_PRICES=PRICES)
     body = started(api, user)
