@@ -1,10 +1,13 @@
 """GET /api/account — the caller's usage; DELETE — all of the caller's data."""
 
-from lib import database, deletion
+from lib.accounts import deletion
 from lib.accounts.usage import account_usage
-from lib.auth import authenticate
-from lib.http import Request, Response, endpoint, json_response
+from lib.adapters import database
+from lib.adapters.clients import get_storage
+from lib.adapters.replicate import Replicate
 from lib.settings import get_settings
+from lib.web.auth import authenticate
+from lib.web.http import Request, Response, endpoint, json_response
 
 
 def account(request: Request) -> Response:
@@ -18,9 +21,6 @@ def account(request: Request) -> Response:
 
 
 def _delete(settings, user_id: str) -> Response:
-    from lib.replicate import Replicate
-    from lib.storage import get_storage
-
     replicate = Replicate(settings)  # refuses a missing token before anything changes
     with database.connect(settings) as conn:
         done = deletion.delete_account(

@@ -1,6 +1,6 @@
 """What the face check costs: per image, at a cold start, and in the function bundle.
 
-1. Per image, in process: lib.images.check_image (the upload path: JPEG decoded with draft at
+1. Per image, in process: lib.intake.images.check_image (the upload path: JPEG decoded with draft at
    the smallest DCT scale keeping 384 px, EXIF orientation, detection) on a 12 MP and a
    1024-px JPEG of a real face, against the same check with a full-size decode (no draft),
    measured in the same run; plus detection alone on a decoded 1024-px picture.
@@ -50,7 +50,7 @@ started = time.perf_counter()
 spec = importlib.util.spec_from_file_location("api.training.start", sys.argv[2])
 spec.loader.exec_module(importlib.util.module_from_spec(spec))
 if sys.argv[3] == "check":
-    from lib.images import check_image
+    from lib.intake.images import check_image
     check_image(open(sys.argv[4], "rb").read(), "selfie.jpg", min_face_share=0.15)
 print(time.perf_counter() - started)
 """
@@ -74,8 +74,8 @@ def face_jpeg(size: tuple[int, int]) -> bytes:
 
 def check_without_draft(data: bytes) -> None:
     """The same check with the JPEG decoded at full size."""
-    from lib import face_check
-    from lib.images import decode, orientation, turned
+    from lib.intake import face_check
+    from lib.intake.images import decode, orientation, turned
 
     image, _ = decode(io.BytesIO(data), "selfie.jpg", short_side=None)
     face_check.check(turned(image, orientation(image)), MIN_SHARE)
@@ -96,8 +96,8 @@ def per_image(runs: int) -> None:
     """Section 1."""
     from PIL import Image
 
-    from lib import face_check
-    from lib.images import check_image
+    from lib.intake import face_check
+    from lib.intake.images import check_image
 
     print(f"per image, in process, {runs} calls each after a warm-up (ms)")
     print(f"{'image':<22}{'variant':<26}{'median':>8}{'min':>8}{'vs no draft':>13}")
@@ -150,7 +150,7 @@ def cold_start(runs: int) -> None:
 
 def bundle() -> None:
     """Section 3."""
-    from lib.face_check import MODEL_PATH
+    from lib.intake.face_check import MODEL_PATH
 
     files = added_files()
     model = MODEL_PATH.stat().st_size

@@ -31,12 +31,13 @@ import httpx
 
 from bench.local import new_training, start_local_stack
 from dev.server import serve
-from lib import database, models
-from lib.auth import authenticate
-from lib.http import Request, Response, endpoint, json_response, query_param
-from lib.replicate import Replicate
+from lib.accounts import user_models
+from lib.adapters import database
+from lib.adapters.replicate import Replicate
 from lib.settings import get_settings
-from lib.training_events import apply_snapshot
+from lib.sync.training_runs import apply_snapshot
+from lib.web.auth import authenticate
+from lib.web.http import Request, Response, endpoint, json_response, query_param
 
 WRK_SUMMARY = Path(__file__).with_name("wrk_summary.lua")
 _replicate: list[Replicate] = []  # one client for the process, built on the first request
@@ -50,10 +51,10 @@ def ask_replicate_every_time(request: Request) -> Response:
     user_id = authenticate(request, settings)
     model_id = query_param(request, "modelId")
     with database.connect(settings) as conn:
-        row = models.find_model(conn, user_id=user_id, model_id=model_id)
+        row = user_models.find_model(conn, user_id=user_id, model_id=model_id)
         apply_snapshot(conn, _replicate[0].get_training(row["replicate_training_id"]))
-        row = models.find_model(conn, user_id=user_id, model_id=model_id)
-    model = models.model_json(row)
+        row = user_models.find_model(conn, user_id=user_id, model_id=model_id)
+    model = user_models.model_json(row)
     return json_response({"status": model["status"], "progress": model["progress"], "model": model})
 
 

@@ -25,8 +25,8 @@ import psycopg
 
 from bench.local import new_training, start_local_stack
 from dev.replicate_emulator import fixtures as fx
-from lib.database import close_pools
-from lib.trainer_logs import _TRAINER_LINE, parse_progress
+from lib.adapters.database import close_pools
+from lib.sync.trainer_logs import _TRAINER_LINE, parse_progress
 from tests.helpers import deliver, signed_delivery
 
 TOTAL_STEPS = 1000

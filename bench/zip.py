@@ -4,7 +4,7 @@
 served by the local Blob emulator with 50 ms added to every request. Each sample runs one
 variant in a fresh interpreter, so peak memory is that variant's alone:
 
-* ours  — lib.dataset.zip_chunks: concurrent fetches (bounded pool), draft-mode JPEG decoding,
+* ours  — lib.intake.dataset.zip_chunks: concurrent fetches (bounded pool), draft JPEG decoding,
           the ZIP streamed to Blob as a multipart upload (storage.put_stream);
 * naive — sequential downloads, full decode + exif_transpose + resize, ZIP in memory, one PUT
           (the code this replaced).
@@ -89,8 +89,8 @@ def run_variant(variant: str, api_url: str, token: str, workers: str) -> dict[st
     import pillow_heif  # noqa: F401
     import vercel.blob.sync  # noqa: F401
 
-    from lib import dataset
-    from lib.storage import BlobStorage
+    from lib.adapters.storage.blob import BlobStorage
+    from lib.intake import dataset
 
     storage = BlobStorage(token, api_url)
     sources = [dataset.SourceImage(f"{i:02d}.jpg", f"{PREFIX}/{i:02d}.jpg") for i in range(IMAGES)]
@@ -169,7 +169,7 @@ def check_zip(data: bytes) -> None:
 
 def normalisation_ms(files: list[bytes], runs: int) -> dict[str, list[float]]:
     """Per-image normalisation time, in process: with draft, without, and the naive code."""
-    from lib.dataset import normalise
+    from lib.intake.dataset import normalise
 
     variants = {
         "draft": lambda data: normalise(data, "x"),
@@ -228,7 +228,10 @@ def main() -> None:
         "--cache", type=Path, default=PROJECT_ROOT / ".data" / "bench-zip", help="photo folder"
     )
     parser.add_argument(
-        "--workers", type=int, default=None, help="our pool size (default: lib.dataset.WORKERS)"
+        "--workers",
+        type=int,
+        default=None,
+        help="our pool size (default: lib.intake.dataset.WORKERS)",
     )
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -236,7 +239,7 @@ def main() -> None:
         print(json.dumps(run_variant(*args.child)))
         return
     from dev.blob_emulator import BlobEmulator
-    from lib.dataset import WORKERS
+    from lib.intake.dataset import WORKERS
 
     workers = args.workers or WORKERS
     files = photos(args.cache)

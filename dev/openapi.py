@@ -11,9 +11,13 @@ import sys
 from typing import Any
 
 from dev.server import OPENAPI_DOCUMENT, PROJECT_ROOT, discover_routes
-from lib import client_uploads, models, reconcile, studio, trainings, uploads
-from lib.models import PUBLIC_STATUS
-from lib.training_events import REPLICATE_ID
+from lib import cron
+from lib.accounts import user_models
+from lib.accounts.user_models import PUBLIC_STATUS
+from lib.intake import client_uploads, uploads
+from lib.studio import generate
+from lib.sync.training_runs import REPLICATE_ID
+from lib.training import start
 
 NO_CONTROL_CHARACTERS = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
 _MODEL_ID = {"type": "string", "format": "uuid"}
@@ -78,9 +82,9 @@ def schemas() -> dict[str, Any]:
     }
     url_list = {
         "type": "array",
-        "minItems": trainings.MIN_IMAGES,
-        "maxItems": trainings.MAX_IMAGES,
-        "items": {"type": "string", "minLength": 1, **_text(trainings.MAX_URL_LENGTH)},
+        "minItems": start.MIN_IMAGES,
+        "maxItems": start.MAX_IMAGES,
+        "items": {"type": "string", "minLength": 1, **_text(start.MAX_URL_LENGTH)},
         "description": "URLs of the caller's own uploads; the same URL twice counts once",
     }
     return {
@@ -121,9 +125,9 @@ def schemas() -> dict[str, Any]:
         ),
         "StartRequest": _object(
             {
-                "modelName": {"minLength": 1, **_text(trainings.TEXT_LIMITS["modelName"])},
-                "modelType": _nullable(_text(trainings.TEXT_LIMITS["modelType"])),
-                "gender": _nullable(_text(trainings.TEXT_LIMITS["gender"])),
+                "modelName": {"minLength": 1, **_text(start.TEXT_LIMITS["modelName"])},
+                "modelType": _nullable(_text(start.TEXT_LIMITS["modelType"])),
+                "gender": _nullable(_text(start.TEXT_LIMITS["gender"])),
                 "imageUrls": url_list,
             },
             required=["modelName", "imageUrls"],
@@ -173,12 +177,12 @@ def schemas() -> dict[str, Any]:
         "GenerateRequest": _object(
             {
                 "modelId": _MODEL_ID,
-                "prompt": {"minLength": 1, **_text(studio.PROMPT_LIMIT)},
+                "prompt": {"minLength": 1, **_text(generate.PROMPT_LIMIT)},
                 "numOutputs": {"type": "integer", "minimum": 1, "maximum": 4},
-                "aspectRatio": {"type": "string", "enum": list(studio.ASPECT_RATIOS)},
-                "outputFormat": {"type": "string", "enum": list(studio.OUTPUT_FORMATS)},
+                "aspectRatio": {"type": "string", "enum": list(generate.ASPECT_RATIOS)},
+                "outputFormat": {"type": "string", "enum": list(generate.OUTPUT_FORMATS)},
                 "loraScale": {"type": "number", "minimum": -1, "maximum": 3},
-                "seed": {"type": "integer", "minimum": 0, "maximum": studio.MAX_SEED},
+                "seed": {"type": "integer", "minimum": 0, "maximum": generate.MAX_SEED},
             },
             required=["modelId", "prompt"],
             closed=False,
@@ -188,7 +192,7 @@ def schemas() -> dict[str, Any]:
                 "id": {"type": "string", "format": "uuid"},
                 "modelId": {"type": "string", "format": "uuid"},
                 "prompt": {"type": "string"},
-                "status": {"type": "string", "enum": sorted(set(studio.PUBLIC_STATUS.values()))},
+                "status": {"type": "string", "enum": sorted(set(generate.PUBLIC_STATUS.values()))},
                 "error": _nullable({"type": "string"}),
                 "images": {"type": "array", "items": {"type": "string"}},
                 "createdAt": timestamp,
@@ -253,7 +257,7 @@ def schemas() -> dict[str, Any]:
             ]
         },
         "ReconcileSummary": _object(
-            {key: {"type": "integer", "minimum": 0} for key in reconcile.SUMMARY_KEYS}
+            {key: {"type": "integer", "minimum": 0} for key in cron.SUMMARY_KEYS}
         ),
         "WebhookAck": _object(
             {
@@ -344,7 +348,7 @@ def operations() -> dict[tuple[str, str], dict[str, Any]]:
             parameters=[
                 _header(
                     "Idempotency-Key",
-                    {"type": "string", "pattern": f"^{trainings.IDEMPOTENCY_KEY_PATTERN}$"},
+                    {"type": "string", "pattern": f"^{start.IDEMPOTENCY_KEY_PATTERN}$"},
                     required=False,
                 )
             ],
@@ -422,9 +426,9 @@ def operations() -> dict[tuple[str, str], dict[str, Any]]:
             parameters=[
                 _query(
                     "limit",
-                    {"type": "integer", "minimum": 1, "maximum": models.MAX_PAGE_SIZE},
+                    {"type": "integer", "minimum": 1, "maximum": user_models.MAX_PAGE_SIZE},
                 ),
-                _query("cursor", {"type": "string", "maxLength": models.MAX_CURSOR_LENGTH}),
+                _query("cursor", {"type": "string", "maxLength": user_models.MAX_CURSOR_LENGTH}),
             ],
         ),
         ("/api/models/{id}", "get"): _operation(

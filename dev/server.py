@@ -130,7 +130,7 @@ class VercelRouter:
         if request.path == "/openapi.json":
             return Response(OPENAPI_DOCUMENT.read_bytes(), mimetype="application/json")
         if request.path == "/_dev/token" and self.token_secret:
-            from lib.auth import issue_token
+            from lib.web.auth import issue_token
 
             user = request.args.get("user", "demo-user")[:100]
             return _json({"token": issue_token(self.token_secret, user), "user": user})

@@ -28,7 +28,7 @@ class LocalStack:
 
     def close(self) -> None:
         """Stop the server and every simulator."""
-        from lib.database import close_pools
+        from lib.adapters.database import close_pools
 
         self.server.shutdown()
         close_pools()

@@ -38,7 +38,7 @@ import sys
 sys.path.insert(0, sys.argv[1])
 import ai_edge_litert, numpy
 from PIL import Image
-from lib import face_check
+from lib.intake import face_check
 print(ai_edge_litert.__file__, numpy.__file__)
 print(face_check.check(Image.open(sys.argv[2]).convert("RGB"), 0.15))
 """

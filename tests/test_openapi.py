@@ -6,7 +6,8 @@ import pytest
 
 from dev import openapi
 from dev.server import OPENAPI_DOCUMENT
-from lib import models, trainings
+from lib.accounts import user_models
+from lib.training import start
 
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 
@@ -53,19 +54,19 @@ def test_user_endpoints_require_the_bearer_token_and_only_the_webhook_does_not(d
 
 
 def test_the_start_body_carries_the_limits_the_code_enforces(document):
-    start = document["components"]["schemas"]["StartRequest"]["properties"]
+    body = document["components"]["schemas"]["StartRequest"]["properties"]
 
-    assert start["imageUrls"]["minItems"] == trainings.MIN_IMAGES == 5
-    assert start["imageUrls"]["maxItems"] == trainings.MAX_IMAGES == 50
-    assert start["imageUrls"]["items"]["maxLength"] == trainings.MAX_URL_LENGTH
-    assert start["modelName"]["maxLength"] == trainings.TEXT_LIMITS["modelName"]
+    assert body["imageUrls"]["minItems"] == start.MIN_IMAGES == 5
+    assert body["imageUrls"]["maxItems"] == start.MAX_IMAGES == 50
+    assert body["imageUrls"]["items"]["maxLength"] == start.MAX_URL_LENGTH
+    assert body["modelName"]["maxLength"] == start.TEXT_LIMITS["modelName"]
 
 
 def test_the_page_size_is_the_one_the_list_enforces(document):
     parameters = document["paths"]["/api/models"]["get"]["parameters"]
     limit = next(p for p in parameters if p["name"] == "limit")
 
-    assert limit["schema"]["maximum"] == models.MAX_PAGE_SIZE
+    assert limit["schema"]["maximum"] == user_models.MAX_PAGE_SIZE
 
 
 def test_make_dev_serves_the_document(api, document):

@@ -1,9 +1,10 @@
 """GET /api/models/{id} — one of the caller's models; DELETE removes it and everything it used."""
 
-from lib import database, deletion, models
-from lib.auth import authenticate
-from lib.http import Request, Response, endpoint, json_response
+from lib.accounts import deletion, user_models
+from lib.adapters import database
 from lib.settings import get_settings
+from lib.web.auth import authenticate
+from lib.web.http import Request, Response, endpoint, json_response
 
 
 def model(request: Request) -> Response:
@@ -15,13 +16,13 @@ def model(request: Request) -> Response:
     if request.method == "DELETE":
         return _delete(settings, user_id, model_id)
     with database.connect(settings) as conn:
-        row = models.find_model(conn, user_id=user_id, model_id=model_id)
-    return json_response(models.model_json(row))
+        row = user_models.find_model(conn, user_id=user_id, model_id=model_id)
+    return json_response(user_models.model_json(row))
 
 
 def _delete(settings, user_id: str, model_id: str) -> Response:
-    from lib.replicate import Replicate
-    from lib.storage import get_storage
+    from lib.adapters.clients import get_storage
+    from lib.adapters.replicate import Replicate
 
     replicate = Replicate(settings)  # refuses a missing token before anything changes
     with database.connect(settings) as conn:

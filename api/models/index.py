@@ -1,9 +1,10 @@
 """GET /api/models?limit=&cursor= — the caller's models, newest first."""
 
-from lib import database, models
-from lib.auth import authenticate
-from lib.http import Request, Response, endpoint, int_param, json_response
+from lib.accounts import user_models
+from lib.adapters import database
 from lib.settings import get_settings
+from lib.web.auth import authenticate
+from lib.web.http import Request, Response, endpoint, int_param, json_response
 
 
 def list_models(request: Request) -> Response:
@@ -11,11 +12,15 @@ def list_models(request: Request) -> Response:
     settings = get_settings()
     user_id = authenticate(request, settings)
     limit = int_param(
-        request, "limit", default=models.DEFAULT_PAGE_SIZE, minimum=1, maximum=models.MAX_PAGE_SIZE
+        request,
+        "limit",
+        default=user_models.DEFAULT_PAGE_SIZE,
+        minimum=1,
+        maximum=user_models.MAX_PAGE_SIZE,
     )
     cursor = request.args.get("cursor") or None
     with database.connect(settings) as conn:
-        body = models.list_models(conn, user_id=user_id, limit=limit, cursor=cursor)
+        body = user_models.list_models(conn, user_id=user_id, limit=limit, cursor=cursor)
     return json_response(body)
 
 

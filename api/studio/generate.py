@@ -1,20 +1,21 @@
 """POST /api/studio/generate — pictures from a trained model, copied into our storage."""
 
-from lib import database, studio
-from lib.auth import authenticate
-from lib.http import Request, Response, endpoint, json_response, read_json
-from lib.replicate import Replicate
+from lib.adapters import database
+from lib.adapters.replicate import Replicate
 from lib.settings import get_settings
+from lib.studio import generate
+from lib.web.auth import authenticate
+from lib.web.http import Request, Response, endpoint, json_response, read_json
 
 
-def generate(request: Request) -> Response:
+def post(request: Request) -> Response:
     """201 with the new generation; its images arrive through the webhook (or a later poll)."""
     settings = get_settings()
     user_id = authenticate(request, settings)
-    generate_request = studio.GenerateRequest.parse(read_json(request))
+    generate_request = generate.GenerateRequest.parse(read_json(request))
     replicate = Replicate(settings)  # refuses a missing token before anything is written
     with database.connect(settings) as conn:
-        generation = studio.generate(
+        generation = generate.generate(
             conn,
             user_id=user_id,
             request=generate_request,
@@ -24,4 +25,4 @@ def generate(request: Request) -> Response:
     return json_response({"generation": generation}, status=201)
 
 
-app = endpoint(generate, "POST")
+app = endpoint(post, "POST")

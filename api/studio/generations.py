@@ -1,9 +1,10 @@
 """GET /api/studio/generations?modelId=ID — the caller's generations with a model, newest first."""
 
-from lib import database, studio
-from lib.auth import authenticate
-from lib.http import Request, Response, endpoint, json_response, query_param
+from lib.adapters import database
 from lib.settings import get_settings
+from lib.studio import generate
+from lib.web.auth import authenticate
+from lib.web.http import Request, Response, endpoint, json_response, query_param
 
 
 def generations(request: Request) -> Response:
@@ -12,7 +13,9 @@ def generations(request: Request) -> Response:
     user_id = authenticate(request, settings)
     model_id = query_param(request, "modelId")
     with database.connect(settings) as conn:
-        rows = studio.list_generations(conn, user_id=user_id, model_id=model_id, settings=settings)
+        rows = generate.list_generations(
+            conn, user_id=user_id, model_id=model_id, settings=settings
+        )
     return json_response({"generations": rows})
 
 

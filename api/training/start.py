@@ -1,22 +1,23 @@
 """POST /api/training/start — train a LoRA model from the caller's uploaded selfies."""
 
-from lib import database, trainings
-from lib.auth import authenticate
-from lib.http import Request, Response, endpoint, json_response, read_json
-from lib.replicate import Replicate
+from lib.adapters import database
+from lib.adapters.clients import get_storage
+from lib.adapters.replicate import Replicate
 from lib.settings import get_settings
-from lib.storage import get_storage
+from lib.training import start
+from lib.web.auth import authenticate
+from lib.web.http import Request, Response, endpoint, json_response, read_json
 
 
-def start(request: Request) -> Response:
+def post(request: Request) -> Response:
     """201 with the new model's id, training id and trigger word."""
     settings = get_settings()
     user_id = authenticate(request, settings)
-    start_request = trainings.StartRequest.parse(read_json(request))
-    idempotency_key = trainings.idempotency_key(request.headers.get("Idempotency-Key"))
+    start_request = start.StartRequest.parse(read_json(request))
+    idempotency_key = start.idempotency_key(request.headers.get("Idempotency-Key"))
     replicate = Replicate(settings)  # refuses a missing token before anything is written
     with database.connect(settings) as conn:
-        started = trainings.start_training(
+        started = start.start_training(
             conn,
             user_id=user_id,
             request=start_request,
@@ -28,4 +29,4 @@ def start(request: Request) -> Response:
     return json_response(started.as_json(), status=201)
 
 
-app = endpoint(start, "POST")
+app = endpoint(post, "POST")

@@ -1,12 +1,13 @@
 """POST /api/training/upload — selfies as multipart parts named `files`, or the @vercel/blob
 client-upload protocol (JSON) on the same URL; GET answers what a client upload must respect."""
 
-from lib import client_uploads, database, uploads
-from lib.auth import authenticate
+from lib.adapters import database
+from lib.adapters.clients import get_storage
 from lib.errors import UnsupportedMediaType
-from lib.http import Request, Response, endpoint, json_response
+from lib.intake import client_uploads, uploads
 from lib.settings import Settings, get_settings
-from lib.storage import get_storage
+from lib.web.auth import authenticate
+from lib.web.http import Request, Response, endpoint, json_response
 
 # Vercel itself stops bodies at 4.5 MB; this bounds what a local server will buffer.
 REQUEST_LIMIT = 64 * 1024 * 1024

@@ -1,9 +1,10 @@
 """POST /api/webhooks/replicate — Replicate's signed training and prediction callbacks."""
 
-from lib import database, training_events
-from lib.http import Request, Response, endpoint, json_response
+from lib.adapters import database
+from lib.adapters.signatures import verify_replicate
 from lib.settings import get_settings
-from lib.webhooks import verify_replicate
+from lib.sync import training_runs
+from lib.web.http import Request, Response, endpoint, json_response
 
 # Deliveries carry the whole log, which grows to a few MB over a long training.
 BODY_LIMIT = 16 * 1024 * 1024
@@ -14,9 +15,9 @@ def replicate_webhook(request: Request) -> Response:
     settings = get_settings()
     body = request.get_data()
     webhook_id = verify_replicate(settings, request.headers, body)
-    payload = training_events.parse_payload(body)
+    payload = training_runs.parse_payload(body)
     with database.connect(settings) as conn:
-        outcome = training_events.record_webhook(
+        outcome = training_runs.record_webhook(
             conn,
             webhook_id=webhook_id,
             payload=payload,

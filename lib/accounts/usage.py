@@ -4,8 +4,7 @@ from typing import Any
 
 import psycopg
 
-from lib import quotas
-from lib.accounts import spend
+from lib.accounts import quotas, spend
 from lib.accounts.costs import usd_json
 from lib.settings import Settings
 

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-import lib.auth
+import lib.web.auth
 
 ISSUER = "https://idp.example.test/"
 AUDIENCE = "authenticated"
@@ -173,7 +173,7 @@ def test_a_token_without_a_kid_is_refused(api, idp, rsa_key):
 def test_a_rotated_key_is_fetched_once_the_refresh_cooldown_has_passed(
     api, idp, rsa_key, configure, monkeypatch
 ):
-    monkeypatch.setattr(lib.auth, "JWKS_REFRESH_COOLDOWN_SECONDS", 3)
+    monkeypatch.setattr(lib.web.auth, "JWKS_REFRESH_COOLDOWN_SECONDS", 3)
     configure(AUTH_JWKS_URL=idp.url + "?short-cooldown")  # a new client, built with it
     assert call(api, rsa_key.token()).status_code == 200
     fetched_at = time.monotonic()
@@ -200,7 +200,7 @@ def test_forged_kids_do_not_make_the_app_refetch_the_key_set(api, idp, rsa_key):
 
 def test_an_hs256_token_is_refused_when_a_jwks_is_configured(api, idp):
     from dev.stack import DEV_JWT_SECRET
-    from lib.auth import issue_token
+    from lib.web.auth import issue_token
 
     assert call(api, issue_token(DEV_JWT_SECRET, "mallory")).status_code == 401
 

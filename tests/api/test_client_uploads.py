@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from lib import client_uploads
+from lib.intake import client_uploads
+from lib.intake.uploads import selfies_prefix
 from lib.settings import get_settings
-from lib.uploads import selfies_prefix
 from tests import photos
 from tests.helpers import UPLOAD, User, ask_token, browser_put, client_upload, start_training
 

@@ -2,7 +2,7 @@
 
 import time
 
-from lib.database import CHECK_AFTER_IDLE_SECONDS
+from lib.adapters.database import CHECK_AFTER_IDLE_SECONDS
 
 
 def drop_idle_connections(db) -> int:

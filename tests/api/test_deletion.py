@@ -5,11 +5,12 @@ import uuid
 import httpx
 import pytest
 
-from lib import database, deletion
-from lib.paths import user_prefix
-from lib.replicate import Replicate
+from lib.accounts import deletion
+from lib.adapters import database
+from lib.adapters.clients import get_storage
+from lib.adapters.replicate import Replicate
+from lib.adapters.storage.keys import user_prefix
 from lib.settings import get_settings
-from lib.storage import get_storage
 from tests.helpers import start_training, upload_selfies
 
 # Every table that holds a model's data, and how to find the model's rows in it.

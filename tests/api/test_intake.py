@@ -5,7 +5,7 @@ import zipfile
 
 from PIL import Image
 
-from lib.uploads import selfies_prefix
+from lib.intake.uploads import selfies_prefix
 from tests import photos
 from tests.helpers import UPLOAD, client_upload, start_training
 

@@ -1,6 +1,6 @@
 """Progress with the trainer's own step, total and time left, read from its progress line."""
 
-from lib.training_events import STEP_WRITE_SECONDS
+from lib.sync.training_runs import STEP_WRITE_SECONDS
 from tests.helpers import go_quiet, start_training, upload_selfies
 
 # The emulator's trainer runs at 1.35 s/it: at 370/1000 tqdm prints [08:19<14:10, …].

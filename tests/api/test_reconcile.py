@@ -6,8 +6,8 @@ import threading
 import httpx
 import pytest
 
+from lib.adapters.clients import get_storage
 from lib.settings import get_settings
-from lib.storage import get_storage
 from tests.helpers import go_quiet, progress, replicate_gets, started
 
 CRON_SECRET = "cron-secret-for-tests-0123456789"

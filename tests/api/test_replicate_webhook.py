@@ -7,7 +7,7 @@ import uuid
 import httpx
 import pytest
 
-from lib.webhooks import sign
+from lib.adapters.signatures import sign
 from tests.helpers import deliver, start_training, upload_selfies
 
 

@@ -7,8 +7,8 @@ import httpx
 import pytest
 from PIL import Image
 
+from lib.adapters.clients import get_storage
 from lib.settings import get_settings
-from lib.storage import get_storage
 from tests.helpers import User, deliver, start_training, upload_selfies
 
 

@@ -76,7 +76,7 @@ def test_an_input_the_trainer_lacks_is_left_out_with_a_log_line(
     urls = upload_selfies(api, user)
     configure(TRAINING_INPUT='{"num_repeats": 20, "steps": 1200}')
 
-    with caplog.at_level(logging.INFO, logger="lib.trainer_inputs"):
+    with caplog.at_level(logging.INFO, logger="lib.training.trainer_inputs"):
         response = start_training(api, user, urls)
 
     assert response.status_code == 201, response.text
@@ -91,7 +91,7 @@ def test_a_renamed_input_is_left_out_and_the_rest_is_sent(
     urls = upload_selfies(api, user)
     vid = trainer_version(renamed("steps", "max_train_steps"))
 
-    with caplog.at_level(logging.INFO, logger="lib.trainer_inputs"):
+    with caplog.at_level(logging.INFO, logger="lib.training.trainer_inputs"):
         response = start_training(api, user, urls)
 
     assert response.status_code == 201, response.text

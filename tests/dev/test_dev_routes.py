@@ -2,9 +2,9 @@
 
 import uuid
 
-from lib.images import check_image
+from lib.adapters.clients import get_storage
+from lib.intake.images import check_image
 from lib.settings import get_settings
-from lib.storage import get_storage
 
 
 def test_the_stack_route_says_what_is_simulated_and_where_blobs_are_served(api):

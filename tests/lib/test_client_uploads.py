@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from lib.client_uploads import client_token, verify_signature
 from lib.errors import Unauthorized
+from lib.intake.client_uploads import client_token, verify_signature
 
 RW_TOKEN = "vercel_blob_rw_teststore_0123456789abcdefABCDEF0123456789"
 OWNER = '{"userId":"user-1","filename":"IMG_0001.HEIC"}'

@@ -7,9 +7,9 @@ import zipfile
 import pytest
 from PIL import Image, ImageChops
 
-from lib.dataset import DatasetError, SourceImage, StoredZip, _shrunk, normalise, zip_chunks
-from lib.images import decode
-from lib.storage import LocalStorage
+from lib.adapters.storage.local import LocalStorage
+from lib.intake.dataset import DatasetError, SourceImage, StoredZip, _shrunk, normalise, zip_chunks
+from lib.intake.images import decode
 from tests import photos
 from tests.helpers import open_files_under
 

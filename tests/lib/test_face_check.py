@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from dev.samples import astronaut, selfie
-from lib import face_check
-from lib.images import check_image, turned
+from lib.intake import face_check
+from lib.intake.images import check_image, turned
 from tests import photos
 
 MIN_SHARE = 0.15

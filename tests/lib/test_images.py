@@ -3,7 +3,7 @@
 import pytest
 
 from lib.errors import BadRequest
-from lib.images import ImageRefused, check_image, check_images
+from lib.intake.images import ImageRefused, check_image, check_images
 from tests import photos
 
 

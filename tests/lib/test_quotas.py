@@ -8,7 +8,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from lib import database, quotas
+from lib.accounts import quotas
+from lib.adapters import database
 from lib.errors import TooManyRequests
 from lib.settings import get_settings
 

@@ -5,9 +5,10 @@ import hashlib
 import httpx
 import pytest
 
+from lib.adapters.clients import get_storage
+from lib.adapters.storage.local import LocalStorage
 from lib.errors import ConfigError, NotFound
 from lib.settings import get_settings, load_settings
-from lib.storage import LocalStorage, get_storage
 from tests.helpers import open_files_under
 
 

@@ -1,6 +1,6 @@
 """Progress from the Flux trainer's logs: only its own bar counts, read from the tail."""
 
-from lib.trainer_logs import TAIL_CHARS, TrainerProgress, parse_progress
+from lib.sync.trainer_logs import TAIL_CHARS, TrainerProgress, parse_progress
 
 HEAD = (
     "Downloaded base weights in 26.6 seconds\n"

@@ -4,22 +4,22 @@ import logging
 
 import pytest
 
-from lib import trainings
 from lib.settings import load_settings
+from lib.training import start
 
 
 @pytest.fixture(autouse=True)
 def fresh_process():
     """The warning is once per process: start each test as a new process would."""
-    trainings._warn_no_webhooks.cache_clear()
+    start._warn_no_webhooks.cache_clear()
     yield
-    trainings._warn_no_webhooks.cache_clear()
+    start._warn_no_webhooks.cache_clear()
 
 
 def test_a_deployment_gets_a_webhook_url_naming_the_run():
     settings = load_settings({"VERCEL_ENV": "preview", "VERCEL_URL": "app-git-x.vercel.app"})
 
-    url = trainings.webhook_url(settings, "run-1")
+    url = start.webhook_url(settings, "run-1")
 
     assert url == "https://app-git-x.vercel.app/api/webhooks/replicate?run=run-1"
 
@@ -29,7 +29,7 @@ def test_the_real_replicate_gets_no_webhook_pointing_at_this_machine():
         {"REPLICATE_API_TOKEN": "r8_real", "PUBLIC_BASE_URL": "http://127.0.0.1:8000"}
     )
 
-    assert trainings.webhook_url(settings, "run-1") is None
+    assert start.webhook_url(settings, "run-1") is None
 
 
 def test_the_local_replicate_emulator_gets_a_loopback_webhook():
@@ -37,16 +37,16 @@ def test_the_local_replicate_emulator_gets_a_loopback_webhook():
         {"REPLICATE_BASE_URL": "http://127.0.0.1:9100", "PUBLIC_BASE_URL": "http://127.0.0.1:8000"}
     )
 
-    assert trainings.webhook_url(settings, "r").startswith("http://127.0.0.1:8000/api/webhooks/")
+    assert start.webhook_url(settings, "r").startswith("http://127.0.0.1:8000/api/webhooks/")
 
 
 def test_no_reachable_url_is_said_once_per_process(caplog):
     settings = load_settings({"REPLICATE_API_TOKEN": "r8_real"})
 
-    with caplog.at_level(logging.WARNING, logger="lib.trainings"):
-        assert trainings.webhook_url(settings, "run-1") is None
-        assert trainings.webhook_url(settings, "run-2") is None
+    with caplog.at_level(logging.WARNING, logger="lib.training.start"):
+        assert start.webhook_url(settings, "run-1") is None
+        assert start.webhook_url(settings, "run-2") is None
 
-    warnings = [r.getMessage() for r in caplog.records if r.name == "lib.trainings"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "lib.training.start"]
     assert len(warnings) == 1
     assert "PUBLIC_BASE_URL" in warnings[0] and "reconcile" in warnings[0]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from lib.webhooks import TOLERANCE_SECONDS, WebhookVerificationError, sign, verify
+from lib.adapters.signatures import TOLERANCE_SECONDS, WebhookVerificationError, sign, verify
 
 # Replicate's own test vector (replicate-python tests/test_webhooks.py).
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

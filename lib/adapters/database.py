@@ -17,7 +17,7 @@ from lib.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+MIGRATIONS_DIR = Path(__file__).parents[1] / "migrations"
 # Any constant shared by every instance: concurrent cold starts queue on it while migrating.
 _MIGRATION_LOCK_KEY = 7_245_811_093
 _migrated: set[str] = set()

@@ -67,7 +67,7 @@ def verify_replicate(settings: Settings, headers: Mapping[str, str], body: bytes
     """Verify a Replicate delivery; 401 when it does not hold. Return its webhook-id."""
     if settings.replicate_webhook_secret:
         return _verified_or_401(settings.replicate_webhook_secret, headers, body)
-    from lib.replicate import Replicate
+    from lib.adapters.replicate import Replicate
 
     replicate = Replicate(settings)
     try:

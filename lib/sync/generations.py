@@ -1,6 +1,6 @@
 """Applying what Replicate tells us about a prediction: webhooks and polls share one path.
 
-The rules are the trainings' (lib/training_events.py): the state only moves forward and a
+The rules are the trainings' (lib/sync/training_runs.py): the state only moves forward and a
 terminal state is never overwritten. A generation counts as succeeded only once its images are
 in our storage, because Replicate deletes API outputs after an hour. When copying fails nothing
 is written: the webhook answers 502 so Replicate retries it, and the generations endpoint polls
@@ -15,9 +15,9 @@ from urllib.parse import urlsplit
 import psycopg
 
 from lib.accounts import spend
-from lib.paths import user_prefix
+from lib.adapters.storage.keys import user_prefix
 from lib.settings import Settings
-from lib.training_events import STATUS_RANK, TERMINAL_RANK, uuid_or_none
+from lib.sync.training_runs import STATUS_RANK, TERMINAL_RANK, uuid_or_none
 
 logger = logging.getLogger(__name__)
 
@@ -93,8 +93,8 @@ def _copy_outputs(
     generation: dict[str, Any], urls: list[str], settings: Settings
 ) -> tuple[list[str], list[str]]:
     """Download each output from Replicate and store it as `<i>.<ext>` under the user's folder."""
-    from lib.replicate import Replicate
-    from lib.storage import get_storage
+    from lib.adapters.clients import get_storage
+    from lib.adapters.replicate import Replicate
 
     replicate, storage = Replicate(settings), get_storage(settings)
     folder = f"{user_prefix(generation['user_id'])}/generations/{generation['id']}"

@@ -6,17 +6,17 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from lib import models, quotas
+from lib.accounts import quotas, user_models
 from lib.errors import BadRequest, Conflict
 from lib.settings import Settings
-from lib.training_events import (
+from lib.sync.training_runs import (
     CANCELED_ERROR,
     STATUS_RANK,
     TERMINAL_RANK,
     apply_snapshot,
     end_run,
 )
-from lib.trainings import (
+from lib.training.start import (
     MIN_IMAGES,
     PendingRun,
     StartedTraining,
@@ -26,8 +26,8 @@ from lib.trainings import (
 )
 
 if TYPE_CHECKING:
-    from lib.replicate import Replicate
-    from lib.storage import Storage
+    from lib.adapters.replicate import Replicate
+    from lib.adapters.storage.base import Storage
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def cancel_training(
     conn: psycopg.Connection, *, user_id: str, model_id: str, replicate: "Replicate"
 ) -> dict[str, Any]:
     """Cancel the model's live run; the model as it now stands (status `canceled`)."""
-    row = models.find_model(conn, user_id=user_id, model_id=model_id)
+    row = user_models.find_model(conn, user_id=user_id, model_id=model_id)
     if row["status_rank"] == TERMINAL_RANK:
         raise _not_cancelable(row)
     # A run still pending never reached Replicate: ending it here is the whole cancel (start
@@ -54,11 +54,11 @@ def cancel_training(
     ended_here = end_run(conn, row["run_id"], status="canceled", error=CANCELED_ERROR, below_rank=1)
     if not ended_here:
         _cancel_upstream(conn, row["run_id"], replicate)
-    row = models.find_model(conn, user_id=user_id, model_id=model_id)
+    row = user_models.find_model(conn, user_id=user_id, model_id=model_id)
     if row["run_status"] != "canceled":
         raise _not_cancelable(row)  # it finished on its own first
     logger.info("training canceled run=%s", row["run_id"])
-    return models.model_json(row)
+    return user_models.model_json(row)
 
 
 def retry_training(
@@ -71,11 +71,11 @@ def retry_training(
     settings: Settings,
 ) -> StartedTraining:
     """Train a failed or canceled model again: same trigger word and images, a new run."""
-    row = models.find_model(conn, user_id=user_id, model_id=model_id)
+    row = user_models.find_model(conn, user_id=user_id, model_id=model_id)
     if row["run_status"] not in RETRYABLE:
         raise Conflict(
             f"Only a failed or canceled training can be retried; this one is "
-            f"{models.PUBLIC_STATUS[row['run_status']]}",
+            f"{user_models.PUBLIC_STATUS[row['run_status']]}",
             code="not_retryable",
         )
     uploads = _stored_images(conn, row["run_id"])
@@ -93,7 +93,7 @@ def retry_training(
 
 
 def _cancel_upstream(conn: psycopg.Connection, run_id: Any, replicate: "Replicate") -> None:
-    from lib.replicate import NotFoundUpstream
+    from lib.adapters.replicate import NotFoundUpstream
 
     run = conn.execute(
         "SELECT replicate_training_id FROM training_runs WHERE id = %s AND status_rank < 3",
@@ -114,7 +114,7 @@ def _cancel_upstream(conn: psycopg.Connection, run_id: Any, replicate: "Replicat
 
 
 def _not_cancelable(row: dict[str, Any]) -> Conflict:
-    status = models.PUBLIC_STATUS[row["run_status"]]
+    status = user_models.PUBLIC_STATUS[row["run_status"]]
     return Conflict(f"The training already ended ({status})", code="not_cancelable")
 
 

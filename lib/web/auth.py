@@ -9,8 +9,8 @@ import time
 import jwt
 
 from lib.errors import ConfigError, ServiceUnavailable, Unauthorized
-from lib.http import Request
 from lib.settings import Settings
+from lib.web.http import Request
 
 logger = logging.getLogger(__name__)
 

@@ -4,28 +4,28 @@ import logging
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg.types.json import Jsonb
 
-from lib import models, polling, quotas, reconcile, trainer_inputs
-from lib.accounts import spend
+from lib import cron
+from lib.accounts import quotas, spend
+from lib.adapters.storage.keys import user_prefix
 from lib.errors import ApiError, BadGateway, BadRequest, Conflict, Unprocessable
-from lib.paths import user_prefix
 from lib.settings import (
     RECORDED_ONLY_PARAMETERS,
     TRAINING_INPUT_DEFAULTS,
     Settings,
     is_loopback_url,
 )
-from lib.training_events import MAX_URL_LENGTH, TERMINAL_RANK, apply_snapshot, end_run
+from lib.sync.training_runs import MAX_URL_LENGTH, apply_snapshot, end_run
+from lib.training import trainer_inputs
 
 if TYPE_CHECKING:  # both pull in httpx; the progress function must not pay for it
-    from lib.replicate import Replicate
-    from lib.storage import Storage
+    from lib.adapters.replicate import Replicate
+    from lib.adapters.storage.base import Storage
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +35,6 @@ TEXT_LIMITS = {"modelName": 100, "modelType": 40, "gender": 40}
 # PostgreSQL refuses NUL in text; no control character belongs in a name either.
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 WEBHOOK_PATH = "/api/webhooks/replicate"
-# How far this machine's clock may run behind the database's before a poll waits longer.
-CLOCK_MARGIN = timedelta(seconds=5)
 
 
 @dataclass(frozen=True)
@@ -173,51 +171,6 @@ def launch_run(
     return snapshot["id"]
 
 
-def get_progress(
-    conn: psycopg.Connection,
-    *,
-    user_id: str,
-    model_id: str,
-    settings: Settings,
-) -> dict[str, Any]:
-    """Progress from the database; Replicate is asked only when a live run has gone quiet."""
-    row = models.find_model(conn, user_id=user_id, model_id=model_id)
-    quiet = _may_be_quiet(row, settings.progress_poll_seconds) and polling.claim_quiet_rows(
-        conn,
-        "training_runs",
-        ids=[row["run_id"]],
-        after_seconds=settings.progress_poll_seconds,
-        limit=1,
-    )
-    if quiet:
-        _check_quiet_run(conn, quiet[0], settings)
-        row = models.find_model(conn, user_id=user_id, model_id=model_id)
-    model = models.model_json(row)
-    steps = models.training_steps(row)
-    return {"status": model["status"], "progress": model["progress"], **steps, "model": model}
-
-
-def _may_be_quiet(row: dict[str, Any], seconds: int) -> bool:
-    # The claim's UPDATE, on the database's clock, decides; this only spares its round trip on
-    # the many polls of a run that is over or was plainly heard from just now.
-    if row["status_rank"] >= TERMINAL_RANK or row["replicate_training_id"] is None:
-        return False
-    heard = row["last_event_at"] or row["created_at"]
-    return datetime.now(UTC) - heard > timedelta(seconds=seconds) - CLOCK_MARGIN
-
-
-def _check_quiet_run(conn: psycopg.Connection, run: dict[str, Any], settings: Settings) -> None:
-    from lib.replicate import Replicate
-
-    try:
-        replicate = Replicate(settings)
-    except ApiError as error:
-        # No token here: the stored state is still the best answer; the cron keeps trying.
-        logger.warning("quiet run not checked run=%s code=%s", run["id"], error.code)
-        return
-    reconcile.check_training(conn, run, replicate=replicate, settings=settings)
-
-
 def _started_with_key(conn, user_id: str, key: str) -> StartedTraining | None:
     row = conn.execute(
         "SELECT r.model_id, r.replicate_training_id, r.status, r.error, m.trigger_word"
@@ -324,7 +277,7 @@ def _store_zip(
     conn: psycopg.Connection, run: PendingRun, storage: "Storage", min_face_share: float
 ) -> str:
     # Here, not at the top: the progress function imports this module and never builds a ZIP.
-    from lib.dataset import DatasetError, SourceImage, zip_chunks
+    from lib.intake.dataset import DatasetError, SourceImage, zip_chunks
 
     key = f"{user_prefix(run.user_id)}/trainings/{run.id}.zip"
     sources = [SourceImage(u["filename"], u["storage_key"]) for u in run.uploads]
@@ -372,7 +325,7 @@ def _cancel_if_ended_meanwhile(
     if not ended:
         return
     logger.info("run ended during create, canceling training=%s", training_id)
-    reconcile.cancel_quietly(replicate, training_id)
+    cron.cancel_quietly(replicate, training_id)
 
 
 def _text(body: dict[str, Any], name: str, limit: int) -> str | None:

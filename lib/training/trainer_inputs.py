@@ -14,7 +14,7 @@ from lib.errors import ConfigError
 from lib.settings import Settings
 
 if TYPE_CHECKING:
-    from lib.replicate import Replicate
+    from lib.adapters.replicate import Replicate
 
 logger = logging.getLogger(__name__)
 

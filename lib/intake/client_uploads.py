@@ -25,12 +25,12 @@ from typing import Any
 
 import psycopg
 
+from lib.adapters.storage.base import Storage, StoredObject
 from lib.errors import ApiError, BadRequest, ConfigError, PayloadTooLarge, Unauthorized
-from lib.http import JSON_BODY_LIMIT, Request, read_json
-from lib.images import check_images
+from lib.intake.images import check_images
+from lib.intake.uploads import check_size, record_upload, selfies_prefix
 from lib.settings import Settings
-from lib.storage import Storage, StoredObject
-from lib.uploads import check_size, record_upload, selfies_prefix
+from lib.web.http import JSON_BODY_LIMIT, Request, read_json
 
 logger = logging.getLogger(__name__)
 

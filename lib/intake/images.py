@@ -11,9 +11,9 @@ from dataclasses import dataclass, replace
 from functools import cache
 from typing import IO, TYPE_CHECKING
 
-from lib import face_check
 from lib.errors import BadRequest
-from lib.face_check import FaceVerdict
+from lib.intake import face_check
+from lib.intake.face_check import FaceVerdict
 
 if TYPE_CHECKING:  # Pillow is imported only by the functions that decode
     from PIL import Image

@@ -19,7 +19,7 @@ import psycopg
 from lib.accounts import spend
 from lib.errors import BadRequest
 from lib.settings import Settings
-from lib.trainer_logs import TrainerProgress, logs_tail, parse_progress
+from lib.sync.trainer_logs import TrainerProgress, logs_tail, parse_progress
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ def record_webhook(
     retry of it is applied.
     """
     # Imported here: generation_events builds on this module's status ranks.
-    from lib import generation_events
+    from lib.sync import generations
 
     with conn.transaction():
         first = conn.execute(
@@ -90,10 +90,8 @@ def record_webhook(
             outcome = "duplicate"
         elif _known(conn, payload["id"], run_hint):
             outcome = "applied" if apply_snapshot(conn, payload, run_id=run_hint) else "unchanged"
-        elif generation := generation_events.find_generation(conn, payload["id"], generation_hint):
-            changed = generation_events.apply_prediction(
-                conn, generation, payload, settings=settings
-            )
+        elif generation := generations.find_generation(conn, payload["id"], generation_hint):
+            changed = generations.apply_prediction(conn, generation, payload, settings=settings)
             outcome = "applied" if changed else "unchanged"
         else:
             outcome = "unknown"

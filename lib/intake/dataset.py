@@ -20,14 +20,14 @@ from functools import partial
 from threading import BoundedSemaphore, Lock
 from typing import IO, TYPE_CHECKING, Self
 
-from lib import face_check
 from lib.errors import ApiError
-from lib.images import ImageRefused, decode, orientation, turned
+from lib.intake import face_check
+from lib.intake.images import ImageRefused, decode, orientation, turned
 
 if TYPE_CHECKING:
     from PIL import Image
 
-    from lib.storage import Storage
+    from lib.adapters.storage.base import Storage
 
 logger = logging.getLogger(__name__)
 

@@ -8,16 +8,16 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from lib import generation_events, models, polling, quotas
-from lib.accounts import spend
+from lib.accounts import quotas, spend, user_models
 from lib.accounts.costs import usd_json
 from lib.errors import ApiError, BadRequest, Conflict, Unprocessable
 from lib.settings import Settings
-from lib.training_events import TERMINAL_RANK
-from lib.trainings import WEBHOOK_PATH
+from lib.sync import generations, polling
+from lib.sync.training_runs import TERMINAL_RANK
+from lib.training.start import WEBHOOK_PATH
 
 if TYPE_CHECKING:  # pulls in httpx; the generations function must not pay for it
-    from lib.replicate import Replicate
+    from lib.adapters.replicate import Replicate
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def generate(
     settings: Settings,
 ) -> dict[str, Any]:
     """Record the generation, then start a prediction on the model's own trained version."""
-    model = models.find_model(conn, user_id=user_id, model_id=request.model_id)
+    model = user_models.find_model(conn, user_id=user_id, model_id=request.model_id)
     if model["run_status"] != "succeeded" or not model["replicate_version_id"]:
         raise Conflict("The model has not finished training", code="model_not_ready")
     prompt = with_trigger_word(request.prompt, model["trigger_word"])
@@ -102,7 +102,7 @@ def generate(
             prediction_input=prediction_input,
             webhook=settings.callback_url(WEBHOOK_PATH, generation=str(generation["id"])),
         )
-        generation_events.apply_prediction(conn, generation, snapshot, settings=settings)
+        generations.apply_prediction(conn, generation, snapshot, settings=settings)
     except ApiError as error:
         _fail(conn, generation["id"], error.message, settings)
         raise
@@ -114,7 +114,7 @@ def list_generations(
     conn: psycopg.Connection, *, user_id: str, model_id: str, settings: Settings
 ) -> list[dict[str, Any]]:
     """The model's generations, newest first; Replicate is asked about live ones gone quiet."""
-    model = models.find_model(conn, user_id=user_id, model_id=model_id)
+    model = user_models.find_model(conn, user_id=user_id, model_id=model_id)
     rows = _generations(conn, model["id"])
     live = [row["id"] for row in rows if row["status_rank"] < TERMINAL_RANK]
     claimed = polling.claim_quiet(
@@ -136,8 +136,8 @@ def generation_json(row: dict[str, Any]) -> dict[str, Any]:
         "status": PUBLIC_STATUS[row["status"]],
         "error": row["error"],
         "images": list(row["output_urls"]),
-        "createdAt": models.iso(row["created_at"]),
-        "completedAt": models.iso(row["completed_at"]),
+        "createdAt": user_models.iso(row["created_at"]),
+        "completedAt": user_models.iso(row["completed_at"]),
         "input": {name: given.get(input_name) for name, input_name in INPUT_NAMES.items()},
         "costUsd": usd_json(row["cost_usd"]),
     }
@@ -186,14 +186,14 @@ def poll_predictions(
     conn: psycopg.Connection, settings: Settings, prediction_ids: list[str]
 ) -> None:
     """Ask Replicate about claimed quiet predictions and apply what it says."""
-    from lib.replicate import Replicate
+    from lib.adapters.replicate import Replicate
 
     for prediction_id in prediction_ids:
         try:
             snapshot = Replicate(settings).get_prediction(prediction_id)
-            generation = generation_events.find_generation(conn, prediction_id, None)
+            generation = generations.find_generation(conn, prediction_id, None)
             if generation:
-                generation_events.apply_prediction(conn, generation, snapshot, settings=settings)
+                generations.apply_prediction(conn, generation, snapshot, settings=settings)
             logger.info("polled quiet prediction=%s", prediction_id)
         except ApiError as error:
             # The stored state is still the best answer; the next quiet interval tries again.

@@ -11,9 +11,9 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote
 
+from lib.adapters.storage.base import CHUNK_SIZE, StoredObject, put_if_small
 from lib.errors import BadGateway, ConfigError, NotFound
 from lib.settings import Settings
-from lib.storage import CHUNK_SIZE, StoredObject, put_if_small
 
 logger = logging.getLogger(__name__)
 

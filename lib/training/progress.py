@@ -1,0 +1,64 @@
+"""A model's training status and progress, as the frontend polls it every 5 s."""
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+
+from lib import cron
+from lib.accounts import user_models
+from lib.errors import ApiError
+from lib.settings import Settings
+from lib.sync import polling
+from lib.sync.training_runs import TERMINAL_RANK
+
+logger = logging.getLogger(__name__)
+
+# How far this machine's clock may run behind the database's before a poll waits longer.
+CLOCK_MARGIN = timedelta(seconds=5)
+
+
+def get_progress(
+    conn: psycopg.Connection,
+    *,
+    user_id: str,
+    model_id: str,
+    settings: Settings,
+) -> dict[str, Any]:
+    """Progress from the database; Replicate is asked only when a live run has gone quiet."""
+    row = user_models.find_model(conn, user_id=user_id, model_id=model_id)
+    quiet = _may_be_quiet(row, settings.progress_poll_seconds) and polling.claim_quiet_rows(
+        conn,
+        "training_runs",
+        ids=[row["run_id"]],
+        after_seconds=settings.progress_poll_seconds,
+        limit=1,
+    )
+    if quiet:
+        _check_quiet_run(conn, quiet[0], settings)
+        row = user_models.find_model(conn, user_id=user_id, model_id=model_id)
+    model = user_models.model_json(row)
+    steps = user_models.training_steps(row)
+    return {"status": model["status"], "progress": model["progress"], **steps, "model": model}
+
+
+def _may_be_quiet(row: dict[str, Any], seconds: int) -> bool:
+    # The claim's UPDATE, on the database's clock, decides; this only spares its round trip on
+    # the many polls of a run that is over or was plainly heard from just now.
+    if row["status_rank"] >= TERMINAL_RANK or row["replicate_training_id"] is None:
+        return False
+    heard = row["last_event_at"] or row["created_at"]
+    return datetime.now(UTC) - heard > timedelta(seconds=seconds) - CLOCK_MARGIN
+
+
+def _check_quiet_run(conn: psycopg.Connection, run: dict[str, Any], settings: Settings) -> None:
+    from lib.adapters.replicate import Replicate  # only a quiet run pays for the client
+
+    try:
+        replicate = Replicate(settings)
+    except ApiError as error:
+        # No token here: the stored state is still the best answer; the cron keeps trying.
+        logger.warning("quiet run not checked run=%s code=%s", run["id"], error.code)
+        return
+    cron.check_training(conn, run, replicate=replicate, settings=settings)
