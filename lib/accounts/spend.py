@@ -187,7 +187,7 @@ def settle_generation(
               AND (generation_id = %(generation)s OR generation_id IS NULL)
             ORDER BY generation_id IS NULL, id
             LIMIT %(images)s
-            FOR UPDATE
+            FOR UPDATE SKIP LOCKED  -- a pack's generations ending together settle different rows
         )
         """,
         {

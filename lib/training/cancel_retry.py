@@ -108,8 +108,9 @@ def _cancel_upstream(conn: psycopg.Connection, run_id: Any, replicate: "Replicat
         end_run(conn, run_id, status="canceled", error=CANCELED_ERROR)
         return
     if STATUS_RANK[snapshot["status"]] < TERMINAL_RANK:
-        # Replicate accepted the cancel; the object may show the final state a moment later.
-        snapshot = {**snapshot, "status": "canceled"}
+        # Replicate accepted the cancel; the object may show the final state (and the seconds
+        # it will bill) a moment later, so its metrics so far are not the final ones.
+        snapshot = {**snapshot, "status": "canceled", "metrics": None}
     apply_snapshot(conn, snapshot)
 
 

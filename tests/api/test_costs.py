@@ -121,6 +121,19 @@ def test_a_generation_recovered_by_a_gallery_poll_records_its_cost(api, user, st
     assert polled["costUsd"] == billed(stack, row["replicate_prediction_id"], 2.0)
 
 
+def test_a_canceled_training_costs_the_seconds_it_ran(api, user, stack, db, configure):
+    configure(REPLICATE_PRICES=PRICES)
+    body = started(api, user)
+    stack.replicate.advance(body["trainingId"], "processing")
+
+    canceled = api.post(
+        "/api/training/cancel", json={"modelId": body["modelId"]}, headers=user.headers
+    )
+
+    assert canceled.json()["model"]["status"] == "canceled"
+    assert canceled.json()["model"]["costUsd"] == billed(stack, body["trainingId"], 2.0)
+
+
 def test_a_model_costs_the_sum_of_its_runs(api, user, stack, db, configure):
     configure(REPLICATE_PRICES=PRICES)
     body = started(api, user)
