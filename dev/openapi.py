@@ -16,7 +16,7 @@ from lib.accounts import user_models
 from lib.accounts.user_models import PUBLIC_STATUS
 from lib.intake import client_uploads, uploads
 from lib.studio import generate
-from lib.sync.training_runs import REPLICATE_ID
+from lib.sync.webhooks import REPLICATE_ID
 from lib.training import start
 
 NO_CONTROL_CHARACTERS = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"

@@ -60,6 +60,12 @@ class BadGateway(ApiError):
     status, code = 502, "upstream_error"
 
 
+class NotFoundUpstream(BadGateway):
+    """Replicate no longer knows the object (a training, a prediction, a file)."""
+
+    code = "replicate_not_found"
+
+
 class ServiceUnavailable(ApiError):
     status, code = 503, "service_unavailable"
 

@@ -1,6 +1,7 @@
 """GET /api/studio/generations?modelId=ID — the caller's generations with a model, newest first."""
 
 from lib.adapters import database
+from lib.adapters.clients import Clients
 from lib.settings import get_settings
 from lib.studio import generate
 from lib.web.auth import authenticate
@@ -14,7 +15,7 @@ def generations(request: Request) -> Response:
     model_id = query_param(request, "modelId")
     with database.connect(settings) as conn:
         rows = generate.list_generations(
-            conn, user_id=user_id, model_id=model_id, settings=settings
+            conn, user_id=user_id, model_id=model_id, settings=settings, clients=Clients(settings)
         )
     return json_response({"generations": rows})
 

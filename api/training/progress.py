@@ -1,6 +1,7 @@
 """GET /api/training/progress?modelId=ID — a model's training status and progress."""
 
 from lib.adapters import database
+from lib.adapters.clients import Clients
 from lib.settings import get_settings
 from lib.training import progress
 from lib.web.auth import authenticate
@@ -13,7 +14,9 @@ def get(request: Request) -> Response:
     user_id = authenticate(request, settings)
     model_id = query_param(request, "modelId")
     with database.connect(settings) as conn:
-        body = progress.get_progress(conn, user_id=user_id, model_id=model_id, settings=settings)
+        body = progress.get_progress(
+            conn, user_id=user_id, model_id=model_id, settings=settings, clients=Clients(settings)
+        )
     return json_response(body)
 
 

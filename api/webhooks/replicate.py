@@ -1,9 +1,10 @@
 """POST /api/webhooks/replicate — Replicate's signed training and prediction callbacks."""
 
 from lib.adapters import database
+from lib.adapters.clients import Clients
 from lib.adapters.signatures import verify_replicate
 from lib.settings import get_settings
-from lib.sync import training_runs
+from lib.sync import webhooks
 from lib.web.http import Request, Response, endpoint, json_response
 
 # Deliveries carry the whole log, which grows to a few MB over a long training.
@@ -15,17 +16,18 @@ def replicate_webhook(request: Request) -> Response:
     settings = get_settings()
     body = request.get_data()
     webhook_id = verify_replicate(settings, request.headers, body)
-    payload = training_runs.parse_payload(body)
+    payload = webhooks.parse_payload(body)
     with database.connect(settings) as conn:
-        outcome = training_runs.record_webhook(
+        delivery = webhooks.record_webhook(
             conn,
             webhook_id=webhook_id,
             payload=payload,
             run_hint=request.args.get("run"),
             generation_hint=request.args.get("generation"),
-            settings=settings,
         )
-    return json_response({"received": True, "outcome": outcome})
+        if delivery.has_follow_up:
+            webhooks.follow_up(conn, delivery, clients=Clients(settings))
+    return json_response({"received": True, "outcome": delivery.outcome})
 
 
 app = endpoint(replicate_webhook, "POST", max_body=BODY_LIMIT)

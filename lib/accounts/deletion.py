@@ -14,7 +14,9 @@ import psycopg
 from lib.accounts import quotas
 from lib.accounts.user_models import is_uuid
 from lib.errors import ApiError, NotFound
-from lib.sync.training_runs import STATUS_RANK, TERMINAL_RANK, apply_snapshot, end_run
+from lib.sync import upstream
+from lib.sync.statuses import STATUS_RANK, TERMINAL_RANK
+from lib.sync.training_runs import apply_snapshot, end_run
 
 if TYPE_CHECKING:
     from lib.adapters.replicate import Replicate
@@ -141,11 +143,8 @@ def _stop_training(conn: psycopg.Connection, model_id: Any, replicate: "Replicat
 
 
 def _cancel(conn: psycopg.Connection, run: dict[str, Any], replicate: "Replicate") -> bool:
-    try:
-        snapshot = replicate.cancel_training(run["replicate_training_id"])
-    except ApiError as error:
-        if error.code != "replicate_not_found":
-            raise
+    snapshot = upstream.cancel_training(replicate, run["replicate_training_id"])
+    if snapshot is None:
         end_run(conn, run["id"], status="failed", error="Replicate no longer knows this training")
         return True
     apply_snapshot(conn, snapshot)

@@ -67,9 +67,9 @@ def reserve_training(
         (settings.trainer_hardware, price, run_id),
     )
     conn.execute(
-        "INSERT INTO spend_ledger (user_id, kind, training_run_id, estimated_usd)"
-        " VALUES (%s, 'training', %s, %s)",
-        (user_id, run_id, estimate),
+        "INSERT INTO spend_ledger (user_id, kind, training_run_id, estimated_usd, usd_per_second)"
+        " VALUES (%s, 'training', %s, %s, %s)",
+        (user_id, run_id, estimate, price),
     )
 
 
@@ -111,12 +111,13 @@ def reserve_images(
 ) -> None:
     """Reserve `images` pictures' estimated cost at once (a pack calls this with its image
     count, in the transaction that writes its generations), or raise 429 spend_limit."""
-    per_image = image_estimate(conn, steps=steps, hardware=hardware, settings=settings)
+    price = costs.price_per_second(hardware, settings.replicate_prices, settings.model_hardware)
+    per_image = _image_estimate(conn, steps, price)
     _check(conn, user_id, per_image * images, settings.monthly_spend_limit_usd)
     conn.execute(
-        "INSERT INTO spend_ledger (user_id, kind, generation_id, estimated_usd)"
-        " SELECT %s, 'image', %s, %s FROM generate_series(1, %s)",
-        (user_id, generation_id, per_image, images),
+        "INSERT INTO spend_ledger (user_id, kind, generation_id, estimated_usd, usd_per_second)"
+        " SELECT %s, 'image', %s, %s, %s FROM generate_series(1, %s)",
+        (user_id, generation_id, per_image, price, images),
     )
 
 
@@ -125,6 +126,10 @@ def image_estimate(
 ) -> Decimal:
     """The estimated cost of one picture of `steps` steps."""
     price = costs.price_per_second(hardware, settings.replicate_prices, settings.model_hardware)
+    return _image_estimate(conn, steps, price)
+
+
+def _image_estimate(conn: psycopg.Connection, steps: int, price: Decimal) -> Decimal:
     return _usd(steps * Decimal(str(image_seconds_per_step(conn))) * price)
 
 
@@ -143,9 +148,10 @@ def image_seconds_per_step(conn: psycopg.Connection) -> float:
 
 
 def settle_training(conn: psycopg.Connection, run_id: Any, metrics: Any) -> None:
-    """Record the ended run's metrics and cost, and put its cost in the ledger."""
+    """Record the ended run's metrics and cost, once, and put its cost in the ledger."""
     run = conn.execute(
-        "UPDATE training_runs SET metrics = %s WHERE id = %s"
+        "UPDATE training_runs SET metrics = %s, cost_settled_at = now()"
+        " WHERE id = %s AND cost_settled_at IS NULL"
         " RETURNING usd_per_second, replicate_training_id",
         (_jsonb(metrics), run_id),
     ).fetchone()
@@ -160,42 +166,36 @@ def settle_training(conn: psycopg.Connection, run_id: Any, metrics: Any) -> None
     )
 
 
-def settle_generation(
-    conn: psycopg.Connection, generation_id: Any, metrics: Any, *, settings: Settings
-) -> None:
-    """Record the ended generation's metrics and cost; its images settle their reservations
-    (its own, else the oldest a pack left open)."""
-    row = conn.execute(
-        "UPDATE generations SET metrics = %s WHERE id = %s"
+def settle_generation(conn: psycopg.Connection, generation_id: Any, metrics: Any) -> None:
+    """Record the ended generation's metrics and cost, once; its images settle their
+    reservations (its own, else the oldest a pack left open) at the price they were reserved."""
+    generation = conn.execute(
+        "UPDATE generations SET metrics = %s, cost_settled_at = now()"
+        " WHERE id = %s AND cost_settled_at IS NULL"
         " RETURNING user_id, usd_per_second, replicate_prediction_id, input",
         (_jsonb(metrics), generation_id),
     ).fetchone()
-    if row is None:
+    if generation is None:
         return
-    price = row["usd_per_second"] or costs.price_per_second(
-        None, settings.replicate_prices, settings.model_hardware
-    )
-    cost = _cost(metrics, price, reached=row["replicate_prediction_id"] is not None)
-    conn.execute("UPDATE generations SET cost_usd = %s WHERE id = %s", (cost, generation_id))
-    images = max(1, int(row["input"].get("num_outputs") or 1))
-    conn.execute(
+    images = max(1, int(generation["input"].get("num_outputs") or 1))
+    reserved = conn.execute(
         """
-        UPDATE spend_ledger SET cost_usd = %(share)s, settled_at = now()
-        WHERE id IN (
-            SELECT id FROM spend_ledger
-            WHERE user_id = %(user)s AND kind = 'image' AND settled_at IS NULL
-              AND (generation_id = %(generation)s OR generation_id IS NULL)
-            ORDER BY generation_id IS NULL, id
-            LIMIT %(images)s
-            FOR UPDATE SKIP LOCKED  -- a pack's generations ending together settle different rows
-        )
+        SELECT id, usd_per_second FROM spend_ledger
+        WHERE user_id = %s AND kind = 'image' AND settled_at IS NULL
+          AND (generation_id = %s OR generation_id IS NULL)
+        ORDER BY generation_id IS NULL, id
+        LIMIT %s
+        FOR UPDATE SKIP LOCKED  -- a pack's generations ending together settle different rows
         """,
-        {
-            "share": None if cost is None else _usd(cost / images),
-            "user": row["user_id"],
-            "generation": generation_id,
-            "images": images,
-        },
+        (generation["user_id"], generation_id, images),
+    ).fetchall()
+    price = generation["usd_per_second"] or next((r["usd_per_second"] for r in reserved), None)
+    reached = generation["replicate_prediction_id"] is not None
+    cost = _cost(metrics, price, reached=reached)
+    conn.execute("UPDATE generations SET cost_usd = %s WHERE id = %s", (cost, generation_id))
+    conn.execute(
+        "UPDATE spend_ledger SET cost_usd = %s, settled_at = now() WHERE id = ANY(%s)",
+        (None if cost is None else _usd(cost / images), [r["id"] for r in reserved]),
     )
 
 

@@ -12,11 +12,18 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 
-from lib.errors import ApiError, BadGateway, ConfigError, GatewayTimeout, ServiceUnavailable
+from lib.errors import (
+    ApiError,
+    BadGateway,
+    ConfigError,
+    GatewayTimeout,
+    NotFoundUpstream,
+    ServiceUnavailable,
+)
 from lib.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -40,16 +47,6 @@ _clients: dict[tuple[str, ...], Any] = {}
 _secret_fetched_at: dict[tuple[str, ...], float] = {}
 SECRET_REFRESH_SECONDS = 60
 T = TypeVar("T")
-SNAPSHOT_FIELDS = (
-    "id",
-    "status",
-    "logs",
-    "error",
-    "output",
-    "started_at",
-    "completed_at",
-    "metrics",
-)
 
 
 class BoundedRetryTransport(httpx.HTTPTransport):
@@ -161,17 +158,16 @@ class Replicate:
 
     def get_training(self, training_id: str) -> dict[str, Any]:
         """The training as Replicate sees it now (404 raises NotFoundUpstream)."""
-        return snapshot(self._json("GET", f"/v1/trainings/{training_id}"))
+        return self._job("GET", f"/v1/trainings/{quote(training_id, safe='')}")
 
     def cancel_training(self, training_id: str) -> dict[str, Any]:
         """Ask Replicate to cancel a training."""
-        return snapshot(self._json("POST", f"/v1/trainings/{training_id}/cancel"))
+        return self._job("POST", f"/v1/trainings/{quote(training_id, safe='')}/cancel")
 
     def model_hardware(self, model: str) -> str | None:
         """The hardware Replicate reports for the model `owner/name`, if it reports one."""
-        return self._cached(
-            "hardware", model, lambda: self._json("GET", f"/v1/models/{model}").get("hardware")
-        )
+        path = f"/v1/models/{quote(model, safe='/')}"
+        return self._cached("hardware", model, lambda: self._json("GET", path).get("hardware"))
 
     def create_prediction(
         self, *, version: str, prediction_input: dict[str, Any], webhook: str | None
@@ -184,7 +180,12 @@ class Replicate:
 
     def get_prediction(self, prediction_id: str) -> dict[str, Any]:
         """The prediction as Replicate sees it now (404 raises NotFoundUpstream)."""
-        return snapshot(self._call(lambda: self.client.predictions.get(prediction_id)))
+        return self._job("GET", f"/v1/predictions/{quote(prediction_id, safe='')}")
+
+    def _job(self, method: str, path: str) -> dict[str, Any]:
+        # Read as JSON, not through the client's models: they refuse statuses newer than the
+        # client (`aborted`), and such a job must still reach our rows to end there.
+        return snapshot(self._json(method, path))
 
     def download(self, url: str) -> "Download":
         """One output file from Replicate's delivery host (its URLs expire after an hour)."""
@@ -261,7 +262,6 @@ class Replicate:
         self._call(lambda: self.client.models.delete(model), tolerate=(404, 409))
 
     def _json(self, method: str, path: str) -> dict[str, Any]:
-        # The client's Training object drops `metrics` (the billed seconds): read the JSON.
         return self._call(lambda: self.client._request(method, path).json())
 
     def _cached(self, kind: str, name: str, load: Callable[[], T]) -> T:
@@ -294,12 +294,6 @@ class Replicate:
             )
 
 
-class NotFoundUpstream(BadGateway):
-    """Replicate no longer knows the object."""
-
-    code = "replicate_not_found"
-
-
 @dataclass(frozen=True)
 class Download:
     content: bytes
@@ -307,21 +301,21 @@ class Download:
 
 
 def snapshot(job: Any) -> dict[str, Any]:
-    """The fields we use of a training or prediction, in the shape of a webhook payload."""
-    if isinstance(job, dict):
-        return {name: job.get(name) for name in SNAPSHOT_FIELDS} | {"logs": job.get("logs") or ""}
-    output = job.output
+    """The fields we use of a training or prediction (a client object or Replicate's JSON), in
+    the shape of a webhook payload."""
+    fields = job if isinstance(job, dict) else vars(job)
+    output = fields.get("output")
     if output is not None and not isinstance(output, dict | list | str):
         output = output.dict() if hasattr(output, "dict") else dict(output)
     return {
-        "id": job.id,
-        "status": job.status,
-        "logs": job.logs or "",
-        "error": job.error,
+        "id": fields.get("id"),
+        "status": fields.get("status"),
+        "logs": fields.get("logs") or "",
+        "error": fields.get("error"),
         "output": output,
-        "started_at": job.started_at,
-        "completed_at": job.completed_at,
-        "metrics": getattr(job, "metrics", None),
+        "started_at": fields.get("started_at"),
+        "completed_at": fields.get("completed_at"),
+        "metrics": fields.get("metrics"),
     }
 
 
@@ -336,6 +330,7 @@ def _read_capped(chunks: Any, limit: int) -> bytes:
 
 def _api_error(error: Any) -> ApiError:
     status = error.status or 502
+    # Replicate's own words stay in our logs: they may name accounts, models or limits.
     detail = error.detail or error.title or "no detail"
     logger.warning("replicate error status=%s detail=%s", status, detail[:200])
     if status == 429:
@@ -347,7 +342,7 @@ def _api_error(error: Any) -> ApiError:
     if status == 401:
         return ServiceUnavailable("Replicate rejected REPLICATE_API_TOKEN", code="replicate_auth")
     if status == 404:
-        return NotFoundUpstream(f"Replicate: {detail}")
+        return NotFoundUpstream("Replicate does not know that object")
     if status == 402:
         return ServiceUnavailable("The Replicate account has insufficient credit", code="no_credit")
-    return BadGateway(f"Replicate answered {status}: {detail}", code="replicate_error")
+    return BadGateway(f"Replicate answered {status}; try again later", code="replicate_error")

@@ -10,11 +10,12 @@ from psycopg.types.json import Jsonb
 
 from lib.accounts import quotas, spend, user_models
 from lib.accounts.costs import usd_json
+from lib.adapters.clients import Clients
 from lib.errors import ApiError, BadRequest, Conflict, Unprocessable
 from lib.settings import Settings
 from lib.sync import generations, polling
-from lib.sync.training_runs import TERMINAL_RANK
-from lib.training.start import WEBHOOK_PATH
+from lib.sync.callbacks import replicate_webhook_url
+from lib.sync.statuses import TERMINAL_RANK
 
 if TYPE_CHECKING:  # pulls in httpx; the generations function must not pay for it
     from lib.adapters.replicate import Replicate
@@ -100,18 +101,18 @@ def generate(
         snapshot = replicate.create_prediction(
             version=f"{model['replicate_model_id']}:{model['replicate_version_id']}",
             prediction_input=prediction_input,
-            webhook=settings.callback_url(WEBHOOK_PATH, generation=str(generation["id"])),
+            webhook=replicate_webhook_url(settings, generation=str(generation["id"])),
         )
-        generations.apply_prediction(conn, generation, snapshot, settings=settings)
+        generations.apply_prediction(conn, generation, snapshot)
     except ApiError as error:
-        _fail(conn, generation["id"], error.message, settings)
+        generations.end_generation(conn, generation["id"], error=error.message)
         raise
     logger.info("generation started generation=%s prediction=%s", generation["id"], snapshot["id"])
     return generation_json(_generation(conn, generation["id"]))
 
 
 def list_generations(
-    conn: psycopg.Connection, *, user_id: str, model_id: str, settings: Settings
+    conn: psycopg.Connection, *, user_id: str, model_id: str, settings: Settings, clients: Clients
 ) -> list[dict[str, Any]]:
     """The model's generations, newest first; Replicate is asked about live ones gone quiet."""
     model = user_models.find_model(conn, user_id=user_id, model_id=model_id)
@@ -121,7 +122,7 @@ def list_generations(
         conn, "generations", ids=live, after_seconds=settings.progress_poll_seconds
     )
     if claimed:
-        poll_predictions(conn, settings, claimed)
+        _poll(conn, claimed, clients)
         rows = _generations(conn, model["id"])
     return [generation_json(row) for row in rows]
 
@@ -182,32 +183,14 @@ def _reported_hardware(replicate: "Replicate", model_ref: str) -> str | None:
         return None
 
 
-def poll_predictions(
-    conn: psycopg.Connection, settings: Settings, prediction_ids: list[str]
-) -> None:
-    """Ask Replicate about claimed quiet predictions and apply what it says."""
-    from lib.adapters.replicate import Replicate
-
-    for prediction_id in prediction_ids:
-        try:
-            snapshot = Replicate(settings).get_prediction(prediction_id)
-            generation = generations.find_generation(conn, prediction_id, None)
-            if generation:
-                generations.apply_prediction(conn, generation, snapshot, settings=settings)
-            logger.info("polled quiet prediction=%s", prediction_id)
-        except ApiError as error:
-            # The stored state is still the best answer; the next quiet interval tries again.
-            logger.warning("poll failed prediction=%s code=%s", prediction_id, error.code)
-
-
-def _fail(conn: psycopg.Connection, generation_id: Any, message: str, settings: Settings) -> None:
-    failed = conn.execute(
-        "UPDATE generations SET status = 'failed', status_rank = 3, error = %s,"
-        " completed_at = now() WHERE id = %s AND status_rank < 3 RETURNING id",
-        (message, generation_id),
-    ).fetchone()
-    if failed:
-        spend.settle_generation(conn, generation_id, None, settings=settings)
+def _poll(conn: psycopg.Connection, prediction_ids: list[str], clients: Clients) -> None:
+    try:
+        replicate = clients.replicate
+    except ApiError as error:
+        # No token here: the stored state is still the best answer; the cron keeps trying.
+        logger.warning("quiet generations not polled code=%s", error.code)
+        return
+    polling.poll_predictions(conn, prediction_ids, replicate=replicate, storage=clients.storage)
 
 
 def _generation(conn: psycopg.Connection, generation_id: Any) -> dict[str, Any]:

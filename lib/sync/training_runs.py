@@ -1,4 +1,4 @@
-"""Applying what Replicate tells us about a training: webhooks and polls share one path.
+"""Applying what Replicate tells us about a training: webhooks, polls and the cron share it.
 
 The state only moves forward (pending < starting < processing < terminal), progress and the
 trainer's step never go down, a terminal state is never overwritten, and a row is written only
@@ -6,7 +6,6 @@ when something the user can see changes: the status or the percentage at once, t
 ETA alone at most once per poll interval.
 """
 
-import json
 import logging
 import re
 import uuid
@@ -17,23 +16,12 @@ from typing import Any
 import psycopg
 
 from lib.accounts import spend
-from lib.errors import BadRequest
-from lib.settings import Settings
+from lib.sync.statuses import STATUS_RANK, TERMINAL_RANK, ranked
 from lib.sync.trainer_logs import TrainerProgress, logs_tail, parse_progress
 
 logger = logging.getLogger(__name__)
 
-STATUS_RANK = {
-    "pending": 0,
-    "starting": 1,
-    "processing": 2,
-    "succeeded": 3,
-    "failed": 3,
-    "canceled": 3,
-}
-TERMINAL_RANK = 3
 CANCELED_ERROR = "Training was canceled"
-REPLICATE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 # "owner/name:version" as Replicate reports a pushed version.
 VERSION_REF = re.compile(r"([A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}):([A-Za-z0-9]{1,128})")
 MAX_URL_LENGTH = 2048
@@ -50,65 +38,11 @@ class Applied:
     progress: int
 
 
-def parse_payload(body: bytes) -> dict[str, Any]:
-    """A webhook body (already verified) as a training snapshot."""
-    try:
-        payload = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise BadRequest("The webhook body is not JSON", code="invalid_json") from None
-    if not isinstance(payload, dict) or payload.get("status") not in STATUS_RANK:
-        raise BadRequest("The webhook body is not a Replicate object", code="invalid_payload")
-    if not isinstance(payload.get("id"), str) or not REPLICATE_ID.fullmatch(payload["id"]):
-        raise BadRequest("The webhook body has no valid id", code="invalid_payload")
-    return payload
-
-
-def record_webhook(
-    conn: psycopg.Connection,
-    *,
-    webhook_id: str,
-    payload: dict[str, Any],
-    run_hint: str | None,
-    generation_hint: str | None,
-    settings: Settings,
-) -> str:
-    """Apply one verified delivery once; return what happened (for logs and the response).
-
-    A training or a prediction (a generation); a failure rolls the delivery back so Replicate's
-    retry of it is applied.
-    """
-    # Imported here: generation_events builds on this module's status ranks.
-    from lib.sync import generations
-
-    with conn.transaction():
-        first = conn.execute(
-            "INSERT INTO webhook_events (webhook_id, object_id, status) VALUES (%s, %s, %s)"
-            " ON CONFLICT (webhook_id) DO NOTHING RETURNING webhook_id",
-            (webhook_id, payload["id"], payload["status"]),
-        ).fetchone()
-        if first is None:
-            outcome = "duplicate"
-        elif _known(conn, payload["id"], run_hint):
-            outcome = "applied" if apply_snapshot(conn, payload, run_id=run_hint) else "unchanged"
-        elif generation := generations.find_generation(conn, payload["id"], generation_hint):
-            changed = generations.apply_prediction(conn, generation, payload, settings=settings)
-            outcome = "applied" if changed else "unchanged"
-        else:
-            outcome = "unknown"
-    logger.info(
-        "webhook webhook_id=%s object=%s status=%s outcome=%s",
-        webhook_id,
-        payload["id"],
-        payload["status"],
-        outcome,
-    )
-    return outcome
-
-
 def apply_snapshot(
     conn: psycopg.Connection, snapshot: dict[str, Any], *, run_id: str | None = None
 ) -> Applied | None:
     """Move the run forward to what the snapshot says; None when nothing changed."""
+    snapshot = ranked(snapshot)
     status = snapshot["status"]
     rank = STATUS_RANK[status]
     logs = _text(snapshot.get("logs"))
@@ -125,15 +59,16 @@ def apply_snapshot(
             total_steps = coalesce(%(total_steps)s, r.total_steps),
             eta_seconds = CASE WHEN %(step)s > coalesce(r.step, -1) THEN %(eta)s
                                ELSE r.eta_seconds END,
-            error = CASE WHEN %(rank)s = 3 THEN %(error)s ELSE r.error END,
+            error = CASE WHEN %(rank)s = %(terminal)s THEN %(error)s ELSE r.error END,
             logs_tail = coalesce(%(logs_tail)s, r.logs_tail),
             started_at = coalesce(r.started_at, %(started_at)s,
                                   CASE WHEN %(rank)s >= 2 THEN now() END),
-            completed_at = CASE WHEN %(rank)s = 3 THEN coalesce(%(completed_at)s, now()) END,
+            completed_at = CASE WHEN %(rank)s = %(terminal)s
+                                THEN coalesce(%(completed_at)s, now()) END,
             last_event_at = now()
         WHERE (r.replicate_training_id = %(rid)s
                OR (r.id = %(run_id)s AND r.replicate_training_id IS NULL))
-          AND r.status_rank < 3
+          AND r.status_rank < %(terminal)s
           AND (%(rank)s > r.status_rank OR %(progress)s > r.progress
                OR (%(step)s > coalesce(r.step, -1)
                    AND (r.step IS NULL
@@ -146,6 +81,7 @@ def apply_snapshot(
             "run_id": uuid_or_none(run_id),
             "status": status,
             "rank": rank,
+            "terminal": TERMINAL_RANK,
             "progress": progress,
             "step": trainer.step if trainer else None,
             "total_steps": trainer.total_steps if trainer else None,
@@ -168,20 +104,29 @@ def apply_snapshot(
 
 
 def end_run(
-    conn: psycopg.Connection, run_id: Any, *, status: str, error: str, below_rank: int = 3
+    conn: psycopg.Connection,
+    run_id: Any,
+    *,
+    status: str,
+    error: str,
+    below_rank: int = TERMINAL_RANK,
+    older_than_minutes: int = 0,
 ) -> bool:
-    """End a run here (failed or canceled) unless it already reached `below_rank`."""
+    """End a run here (failed or canceled): the only way we end one ourselves. Nothing happens
+    once it reached `below_rank`, or while it is younger than `older_than_minutes`."""
     row = conn.execute(
-        "UPDATE training_runs SET status = %s, status_rank = 3, error = %s, completed_at = now()"
-        " WHERE id = %s AND status_rank < %s RETURNING id",
-        (status, error, run_id, below_rank),
+        "UPDATE training_runs SET status = %s, status_rank = %s, error = %s, completed_at = now()"
+        " WHERE id = %s AND status_rank < %s"
+        " AND created_at <= now() - make_interval(mins => %s) RETURNING id",
+        (status, TERMINAL_RANK, error, run_id, below_rank, older_than_minutes),
     ).fetchone()
     if row is not None:
         spend.settle_training(conn, run_id, None)
     return row is not None
 
 
-def _known(conn: psycopg.Connection, replicate_id: str, run_hint: str | None) -> bool:
+def is_training(conn: psycopg.Connection, replicate_id: str, run_hint: str | None) -> bool:
+    """Whether the object is one of our trainings (by its id, or the run named in its URL)."""
     row = conn.execute(
         "SELECT 1 FROM training_runs WHERE replicate_training_id = %s"
         " OR (id = %s AND replicate_training_id IS NULL)",

@@ -9,13 +9,9 @@ from psycopg.types.json import Jsonb
 from lib.accounts import quotas, user_models
 from lib.errors import BadRequest, Conflict
 from lib.settings import Settings
-from lib.sync.training_runs import (
-    CANCELED_ERROR,
-    STATUS_RANK,
-    TERMINAL_RANK,
-    apply_snapshot,
-    end_run,
-)
+from lib.sync import upstream
+from lib.sync.statuses import STATUS_RANK, TERMINAL_RANK
+from lib.sync.training_runs import CANCELED_ERROR, apply_snapshot, end_run
 from lib.training.start import (
     MIN_IMAGES,
     PendingRun,
@@ -93,17 +89,14 @@ def retry_training(
 
 
 def _cancel_upstream(conn: psycopg.Connection, run_id: Any, replicate: "Replicate") -> None:
-    from lib.adapters.replicate import NotFoundUpstream
-
     run = conn.execute(
         "SELECT replicate_training_id FROM training_runs WHERE id = %s AND status_rank < 3",
         (run_id,),
     ).fetchone()
     if run is None:
         return  # it ended meanwhile
-    try:
-        snapshot = replicate.cancel_training(run["replicate_training_id"])
-    except NotFoundUpstream:
+    snapshot = upstream.cancel_training(replicate, run["replicate_training_id"])
+    if snapshot is None:
         # Replicate has no such training any more: nothing runs, so it is canceled.
         end_run(conn, run_id, status="canceled", error=CANCELED_ERROR)
         return

@@ -6,12 +6,12 @@ from typing import Any
 
 import psycopg
 
-from lib import cron
 from lib.accounts import user_models
+from lib.adapters.clients import Clients
 from lib.errors import ApiError
 from lib.settings import Settings
 from lib.sync import polling
-from lib.sync.training_runs import TERMINAL_RANK
+from lib.sync.statuses import TERMINAL_RANK
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +25,7 @@ def get_progress(
     user_id: str,
     model_id: str,
     settings: Settings,
+    clients: Clients,
 ) -> dict[str, Any]:
     """Progress from the database; Replicate is asked only when a live run has gone quiet."""
     row = user_models.find_model(conn, user_id=user_id, model_id=model_id)
@@ -36,7 +37,7 @@ def get_progress(
         limit=1,
     )
     if quiet:
-        _check_quiet_run(conn, quiet[0], settings)
+        _check_quiet_run(conn, quiet[0], settings, clients)
         row = user_models.find_model(conn, user_id=user_id, model_id=model_id)
     model = user_models.model_json(row)
     steps = user_models.training_steps(row)
@@ -52,13 +53,13 @@ def _may_be_quiet(row: dict[str, Any], seconds: int) -> bool:
     return datetime.now(UTC) - heard > timedelta(seconds=seconds) - CLOCK_MARGIN
 
 
-def _check_quiet_run(conn: psycopg.Connection, run: dict[str, Any], settings: Settings) -> None:
-    from lib.adapters.replicate import Replicate  # only a quiet run pays for the client
-
+def _check_quiet_run(
+    conn: psycopg.Connection, run: dict[str, Any], settings: Settings, clients: Clients
+) -> None:
     try:
-        replicate = Replicate(settings)
+        replicate = clients.replicate
     except ApiError as error:
         # No token here: the stored state is still the best answer; the cron keeps trying.
         logger.warning("quiet run not checked run=%s code=%s", run["id"], error.code)
         return
-    cron.check_training(conn, run, replicate=replicate, settings=settings)
+    polling.check_training(conn, run, replicate=replicate, settings=settings)

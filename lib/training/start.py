@@ -4,22 +4,17 @@ import logging
 import re
 import secrets
 from dataclasses import dataclass
-from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg.types.json import Jsonb
 
-from lib import cron
 from lib.accounts import quotas, spend
 from lib.adapters.storage.keys import user_prefix
 from lib.errors import ApiError, BadGateway, BadRequest, Conflict, Unprocessable
-from lib.settings import (
-    RECORDED_ONLY_PARAMETERS,
-    TRAINING_INPUT_DEFAULTS,
-    Settings,
-    is_loopback_url,
-)
+from lib.settings import RECORDED_ONLY_PARAMETERS, TRAINING_INPUT_DEFAULTS, Settings
+from lib.sync import upstream
+from lib.sync.callbacks import replicate_webhook_url
 from lib.sync.training_runs import MAX_URL_LENGTH, apply_snapshot, end_run
 from lib.training import trainer_inputs
 
@@ -34,7 +29,6 @@ IDEMPOTENCY_KEY_PATTERN = r"[!-~]{1,200}"  # printable ASCII, no spaces
 TEXT_LIMITS = {"modelName": 100, "modelType": 40, "gender": 40}
 # PostgreSQL refuses NUL in text; no control character belongs in a name either.
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-WEBHOOK_PATH = "/api/webhooks/replicate"
 
 
 @dataclass(frozen=True)
@@ -157,7 +151,7 @@ def launch_run(
                 "trigger_word": run.trigger_word,
                 "input_images": zip_url,
             },
-            webhook=webhook_url(settings, run.id),
+            webhook=replicate_webhook_url(settings, run=run.id),
         )
     except ApiError as error:
         end_run(conn, run.id, status="failed", error=error.message)
@@ -294,24 +288,6 @@ def _store_zip(
     return stored.url
 
 
-def webhook_url(settings: Settings, run_id: str) -> str | None:
-    """Where Replicate should report on a run, or None when it could never reach us."""
-    url = settings.callback_url(WEBHOOK_PATH, run=run_id)
-    if is_loopback_url(url) and not is_loopback_url(settings.replicate_base_url):
-        url = None  # the real Replicate cannot call this machine
-    if url is None:
-        _warn_no_webhooks()
-    return url
-
-
-@cache
-def _warn_no_webhooks() -> None:
-    logger.warning(
-        "no public URL reaches this deployment (set PUBLIC_BASE_URL): trainings start without"
-        " a webhook; progress polls and GET /api/cron/reconcile pick up their state instead"
-    )
-
-
 def _cancel_if_ended_meanwhile(
     conn: psycopg.Connection, run_id: str, training_id: str, replicate: "Replicate"
 ) -> None:
@@ -325,7 +301,7 @@ def _cancel_if_ended_meanwhile(
     if not ended:
         return
     logger.info("run ended during create, canceling training=%s", training_id)
-    cron.cancel_quietly(replicate, training_id)
+    upstream.cancel_quietly(replicate, training_id)
 
 
 def _text(body: dict[str, Any], name: str, limit: int) -> str | None:

@@ -45,7 +45,8 @@ def add_weights_and_generation(db, user, model_id):
     ]
     db.execute(
         "INSERT INTO lora_weights (model_id, training_run_id, source_url, storage_key)"
-        " VALUES (%s, %s, 'https://replicate.delivery/x.tar', %s)",
+        " VALUES (%s, %s, 'https://replicate.delivery/x.tar', %s)"
+        " ON CONFLICT (training_run_id) DO UPDATE SET storage_key = EXCLUDED.storage_key",
         (model_id, run["id"], weights.key),
     )
     db.execute(

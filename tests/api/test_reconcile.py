@@ -2,6 +2,7 @@
 
 import hashlib
 import threading
+import uuid
 
 import httpx
 import pytest
@@ -30,12 +31,22 @@ def cron(api, configure):
 
 
 @pytest.fixture
-def succeeded(api, user, stack):
+def succeed(api, user, stack):
+    """Start a training and let it succeed with its webhooks delivered: (start body, output)."""
+
+    def run() -> tuple[dict, dict]:
+        body = started(api, user)
+        stack.replicate.advance(body["trainingId"], "succeeded")
+        stack.replicate.wait_for_deliveries()
+        return body, stack.replicate.get_object(body["trainingId"])["output"]
+
+    return run
+
+
+@pytest.fixture
+def succeeded(succeed):
     """A training that succeeded with its webhooks delivered: (start body, its output)."""
-    body = started(api, user)
-    stack.replicate.advance(body["trainingId"], "succeeded")
-    stack.replicate.wait_for_deliveries()
-    return body, stack.replicate.get_object(body["trainingId"])["output"]
+    return succeed()
 
 
 def run_row(db, training_id):
@@ -196,18 +207,17 @@ def test_a_pending_run_younger_than_a_start_request_is_left_alone(api, user, db,
 
 
 @pytest.mark.parametrize("backend", ["blob", "s3", "local"])
-def test_the_weights_of_a_succeeded_training_are_archived(
-    db, cron, configure, succeeded, backend, request, tmp_path
+def test_the_weights_of_a_succeeded_training_are_archived_right_after_its_webhook(
+    db, configure, succeed, backend, request, tmp_path
 ):
-    body, output = succeeded
     if backend == "s3":
         configure(**request.getfixturevalue("s3_env"))
     if backend == "local":
         configure(STORAGE_BACKEND="local", LOCAL_STORAGE_DIR=str(tmp_path))
+
+    body, output = succeed()
+
     tar = httpx.get(output["weights"]).content
-
-    cron()
-
     row = weights_row(db, body["trainingId"])
     assert row["storage_backend"] == backend
     assert row["source_url"] == output["weights"]
@@ -251,11 +261,10 @@ def test_two_overlapping_cron_runs_copy_the_weights_once(api, stack, db, configu
     assert len(zip_deletes) == 1
 
 
-def test_weights_replicate_no_longer_serves_are_given_up(stack, db, cron, succeeded):
-    body, _ = succeeded
-    stack.replicate.fail_next("GET", f"/delivery/{body['trainingId']}/", 404)
+def test_weights_replicate_no_longer_serves_are_given_up(stack, db, cron, succeed):
+    stack.replicate.fail_next("GET", r"^/delivery/.*/trained_model.tar", 404)
+    body, _ = succeed()
 
-    cron()
     db.execute("UPDATE lora_weights SET claimed_at = now() - interval '1 hour'")
     cron()
 
@@ -265,10 +274,9 @@ def test_weights_replicate_no_longer_serves_are_given_up(stack, db, cron, succee
     assert len(weights_downloads(stack, body["trainingId"])) == 1
 
 
-def test_a_failed_weights_copy_is_tried_again_later(stack, db, cron, succeeded):
-    body, _ = succeeded
-    stack.replicate.fail_next("GET", f"/delivery/{body['trainingId']}/", 500)
-    cron()
+def test_a_failed_weights_copy_is_tried_again_later(stack, db, cron, succeed):
+    stack.replicate.fail_next("GET", r"^/delivery/.*/trained_model.tar", 500)
+    body, _ = succeed()
     db.execute(
         "UPDATE lora_weights SET claimed_at = now() - interval '16 minutes'"
         " WHERE training_run_id = %s",
@@ -399,3 +407,21 @@ def test_the_cron_finishes_a_deletion_that_failed_halfway(api, user, stack, db, 
     assert (
         db.execute("SELECT 1 FROM user_models WHERE id = %s", (body["modelId"],)).fetchall() == []
     )
+
+
+def test_webhook_ids_older_than_a_day_are_pruned_and_recent_ones_kept(db, cron):
+    old, recent = (f"msg_{uuid.uuid4().hex}" for _ in range(2))
+    db.execute(
+        "INSERT INTO webhook_events (webhook_id, object_id, status, received_at)"
+        " VALUES (%s, 'x', 'processing', now() - interval '25 hours'),"
+        " (%s, 'x', 'processing', now() - interval '23 hours')",
+        (old, recent),
+    )
+
+    summary = cron()
+
+    kept = db.execute(
+        "SELECT webhook_id FROM webhook_events WHERE webhook_id = ANY(%s)", ([old, recent],)
+    ).fetchall()
+    assert [row["webhook_id"] for row in kept] == [recent]
+    assert summary["webhookEventsPruned"] >= 1

@@ -206,17 +206,24 @@ def test_a_lost_webhook_is_recovered_through_the_generations_endpoint(api, user,
     assert len(polls) == 1
 
 
-def test_a_failed_copy_leaves_the_generation_unfinished_until_replicate_retries(
+def test_a_failed_copy_leaves_the_generation_unfinished_until_a_poll_copies_it(
     api, user, stack, db, model
 ):
     generation = generated(api, user, model["modelId"])
     stack.replicate.fail_next("GET", r"^/delivery/", 500)
 
     finish(stack, db, generation["id"])
+    unfinished = generation_row(db, generation["id"])
+    db.execute(
+        "UPDATE generations SET last_event_at = now() - interval '2 minutes' WHERE id = %s",
+        (generation["id"],),
+    )
+    [recovered] = gallery(api, user, model["modelId"])
 
     completed = [d for d in stack.replicate.deliveries if f"generation={generation['id']}" in d.url]
-    assert [d.status for d in completed if d.event == "completed"] == [502, 200]
-    assert gallery(api, user, model["modelId"])[0]["status"] == "succeeded"
+    assert [d.status for d in completed if d.event == "completed"] == [200]
+    assert unfinished["status"] == "processing" and unfinished["output_keys"] == []
+    assert recovered["status"] == "succeeded" and len(recovered["images"]) == 1
 
 
 def test_an_output_outside_replicates_delivery_host_is_never_fetched(api, user, stack, db, model):
@@ -226,8 +233,9 @@ def test_an_output_outside_replicates_delivery_host_is_never_fetched(api, user, 
 
     response = deliver(api, stack, payload)
 
-    assert response.status_code == 502
-    assert generation_row(db, generation["id"])["status"] == "starting"
+    assert response.status_code == 200
+    assert generation_row(db, generation["id"])["output_keys"] == []
+    assert not [r for r in stack.replicate.requests if "10.0.0.1" in r.path]
 
 
 def test_replicate_failing_on_create_is_502_and_the_generation_is_failed(

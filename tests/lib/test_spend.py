@@ -7,11 +7,11 @@ from decimal import Decimal
 
 import psycopg
 import pytest
-from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from lib.accounts import spend
-from lib.settings import load_settings
+from lib.adapters import database
+from lib.settings import get_settings, load_settings
 
 SETTINGS = load_settings({"REPLICATE_PRICES": '{"gpu-h100": 0.002}'})
 
@@ -20,7 +20,7 @@ SETTINGS = load_settings({"REPLICATE_PRICES": '{"gpu-h100": 0.002}'})
 def conn(stack) -> Iterator[psycopg.Connection]:
     """A transaction that is rolled back: what a test writes or hides is never seen by others."""
     with (
-        psycopg.connect(stack.database_url, row_factory=dict_row) as connection,
+        database.connect(get_settings()) as connection,
         connection.transaction(force_rollback=True),
     ):
         yield connection
@@ -82,7 +82,8 @@ def test_a_packs_images_are_reserved_at_once_and_settled_by_its_generations(conn
     spend.reserve_images(conn, user_id=user_id, images=3, settings=SETTINGS)
     assert spend.month_spend(conn, user_id) == 3 * per_image
     generation_id = add_generation(conn, user_id, images=1)
-    spend.settle_generation(conn, generation_id, {"predict_time": 5.0}, settings=SETTINGS)
+    spend.settle_generation(conn, generation_id, {"predict_time": 5.0})
+    spend.settle_generation(conn, generation_id, {"predict_time": 5.0})  # delivered twice
 
     assert spend.month_spend(conn, user_id) == 2 * per_image + Decimal("0.010000")
     open_rows = conn.execute(
@@ -105,7 +106,7 @@ def test_a_cost_replicate_never_reported_keeps_the_estimate(conn, no_history):
     )
     estimate = spend.month_spend(conn, user_id)
 
-    spend.settle_generation(conn, generation_id, None, settings=SETTINGS)
+    spend.settle_generation(conn, generation_id, None)
 
     assert spend.month_spend(conn, user_id) == estimate > 0
     row = conn.execute("SELECT cost_usd FROM generations WHERE id = %s", (generation_id,))

@@ -1,35 +1,37 @@
-"""Where a training's webhook goes, and what is said when none can arrive."""
+"""Where Replicate's webhooks go, for trainings and generations alike, and what is said when none
+can arrive."""
 
 import logging
 
 import pytest
 
 from lib.settings import load_settings
-from lib.training import start
+from lib.sync import callbacks
 
 
 @pytest.fixture(autouse=True)
 def fresh_process():
     """The warning is once per process: start each test as a new process would."""
-    start._warn_no_webhooks.cache_clear()
+    callbacks._warn_no_webhooks.cache_clear()
     yield
-    start._warn_no_webhooks.cache_clear()
+    callbacks._warn_no_webhooks.cache_clear()
 
 
 def test_a_deployment_gets_a_webhook_url_naming_the_run():
     settings = load_settings({"VERCEL_ENV": "preview", "VERCEL_URL": "app-git-x.vercel.app"})
 
-    url = start.webhook_url(settings, "run-1")
+    url = callbacks.replicate_webhook_url(settings, run="run-1")
 
     assert url == "https://app-git-x.vercel.app/api/webhooks/replicate?run=run-1"
 
 
-def test_the_real_replicate_gets_no_webhook_pointing_at_this_machine():
+@pytest.mark.parametrize("row", [{"run": "run-1"}, {"generation": "generation-1"}])
+def test_the_real_replicate_gets_no_webhook_pointing_at_this_machine(row):
     settings = load_settings(
         {"REPLICATE_API_TOKEN": "r8_real", "PUBLIC_BASE_URL": "http://127.0.0.1:8000"}
     )
 
-    assert start.webhook_url(settings, "run-1") is None
+    assert callbacks.replicate_webhook_url(settings, **row) is None
 
 
 def test_the_local_replicate_emulator_gets_a_loopback_webhook():
@@ -37,16 +39,18 @@ def test_the_local_replicate_emulator_gets_a_loopback_webhook():
         {"REPLICATE_BASE_URL": "http://127.0.0.1:9100", "PUBLIC_BASE_URL": "http://127.0.0.1:8000"}
     )
 
-    assert start.webhook_url(settings, "r").startswith("http://127.0.0.1:8000/api/webhooks/")
+    assert callbacks.replicate_webhook_url(settings, run="r").startswith(
+        "http://127.0.0.1:8000/api/webhooks/"
+    )
 
 
 def test_no_reachable_url_is_said_once_per_process(caplog):
     settings = load_settings({"REPLICATE_API_TOKEN": "r8_real"})
 
-    with caplog.at_level(logging.WARNING, logger="lib.training.start"):
-        assert start.webhook_url(settings, "run-1") is None
-        assert start.webhook_url(settings, "run-2") is None
+    with caplog.at_level(logging.WARNING, logger="lib.sync.callbacks"):
+        assert callbacks.replicate_webhook_url(settings, run="run-1") is None
+        assert callbacks.replicate_webhook_url(settings, run="run-2") is None
 
-    warnings = [r.getMessage() for r in caplog.records if r.name == "lib.training.start"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "lib.sync.callbacks"]
     assert len(warnings) == 1
     assert "PUBLIC_BASE_URL" in warnings[0] and "reconcile" in warnings[0]

@@ -1,0 +1,3 @@
+-- The sync core: a succeeded prediction's images are copied outside any transaction, under a
+-- claim on the row (a copy that dies is claimed again after a few minutes).
+ALTER TABLE generations ADD COLUMN copy_claimed_at timestamptz;
