@@ -27,6 +27,8 @@ from urllib.parse import quote, unquote
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
+from dev.tokens import issue_token
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONSOLE_PAGE = Path(__file__).with_name("console.html")
 OPENAPI_DOCUMENT = PROJECT_ROOT / "openapi.json"  # written by `python -m dev.openapi`
@@ -130,8 +132,6 @@ class VercelRouter:
         if request.path == "/openapi.json":
             return Response(OPENAPI_DOCUMENT.read_bytes(), mimetype="application/json")
         if request.path == "/_dev/token" and self.token_secret:
-            from lib.web.auth import issue_token
-
             user = request.args.get("user", "demo-user")[:100]
             return _json({"token": issue_token(self.token_secret, user), "user": user})
         if request.path.startswith("/_local_storage/") and self.storage_dir:

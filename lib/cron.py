@@ -17,7 +17,7 @@ from psycopg import sql
 from lib.accounts import deletion
 from lib.settings import Settings
 from lib.sync import generations, polling, weights
-from lib.sync.statuses import STATUS_RANK
+from lib.sync.statuses import STATUS_RANK, TERMINAL_RANK
 from lib.sync.training_runs import end_run
 
 if TYPE_CHECKING:
@@ -32,6 +32,7 @@ PENDING_ABANDONED_MINUTES = 10
 PENDING_RANK = STATUS_RANK["pending"]
 RUNS_PER_BATCH = 25
 ZIPS_PER_BATCH = 100
+ZIP_RECLAIM_MINUTES = 15
 # Replicate retries a delivery for about a minute; a day of webhook-ids is ample to apply each
 # once, and keeps the table from growing by every logs delivery of every training.
 WEBHOOK_EVENTS_KEPT_HOURS = 24
@@ -113,10 +114,10 @@ def _fail_abandoned_pending(conn: psycopg.Connection) -> int:
     ):
         rows = conn.execute(
             sql.SQL(
-                "SELECT id FROM {table} WHERE status_rank = 0"
+                "SELECT id FROM {table} WHERE status_rank = %s"
                 " AND created_at < now() - make_interval(mins => %s)"
             ).format(table=sql.Identifier(table)),
-            (PENDING_ABANDONED_MINUTES,),
+            (PENDING_RANK, PENDING_ABANDONED_MINUTES),
         ).fetchall()
         ended += sum(end(conn, row["id"]) for row in rows)
     return ended
@@ -133,20 +134,28 @@ def _end_abandoned_generation(conn: psycopg.Connection, generation_id: Any) -> b
 
 
 def _delete_finished_zips(conn: psycopg.Connection, storage: "Storage") -> int:
-    """Delete the ZIPs of ended runs, then forget their keys, under the rows' locks."""
-    with conn.transaction():
-        rows = conn.execute(
-            "SELECT id, zip_key FROM training_runs"
-            " WHERE status_rank = 3 AND zip_key IS NOT NULL"
-            " ORDER BY completed_at LIMIT %s FOR UPDATE SKIP LOCKED",
-            (ZIPS_PER_BATCH,),
-        ).fetchall()
-        if rows:
-            storage.delete([row["zip_key"] for row in rows])
-            conn.execute(
-                "UPDATE training_runs SET zip_key = NULL, zip_url = NULL WHERE id = ANY(%s)",
-                ([row["id"] for row in rows],),
-            )
+    """Delete the ZIPs of ended runs, claimed first so no lock is held while storage answers;
+    a claim whose function died is taken over after ZIP_RECLAIM_MINUTES."""
+    rows = conn.execute(
+        """
+        UPDATE training_runs SET zip_delete_claimed_at = now()
+        WHERE id IN (
+            SELECT id FROM training_runs
+            WHERE status_rank = %(terminal)s AND zip_key IS NOT NULL
+              AND (zip_delete_claimed_at IS NULL
+                   OR zip_delete_claimed_at < now() - make_interval(mins => %(reclaim)s))
+            ORDER BY completed_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+        RETURNING id, zip_key
+        """,
+        {"terminal": TERMINAL_RANK, "reclaim": ZIP_RECLAIM_MINUTES, "limit": ZIPS_PER_BATCH},
+    ).fetchall()
+    if rows:
+        storage.delete([row["zip_key"] for row in rows])
+        conn.execute(
+            "UPDATE training_runs SET zip_key = NULL, zip_url = NULL, zip_delete_claimed_at = NULL"
+            " WHERE id = ANY(%s)",
+            ([row["id"] for row in rows],),
+        )
     return len(rows)
 
 

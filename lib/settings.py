@@ -58,7 +58,6 @@ class Settings:
     public_base_url: str | None = None
     protection_bypass_secret: str | None = None
     cron_secret: str | None = None
-    on_vercel: bool = False
     progress_poll_seconds: int = 60
     training_start_timeout_minutes: int = 30
     upload_max_bytes: int = 25 * 1024 * 1024
@@ -121,7 +120,6 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         public_base_url=_public_base_url(env),
         protection_bypass_secret=env.get("VERCEL_AUTOMATION_BYPASS_SECRET"),
         cron_secret=env.get("CRON_SECRET"),
-        on_vercel=env.get("VERCEL") == "1",
         progress_poll_seconds=_int(env, "PROGRESS_POLL_SECONDS", 60),
         training_start_timeout_minutes=_int(env, "TRAINING_START_TIMEOUT_MINUTES", 30, minimum=1),
         upload_max_bytes=_int(env, "UPLOAD_MAX_BYTES", 25 * 1024 * 1024),

@@ -12,9 +12,9 @@ import httpx
 from dev.samples import selfie
 from dev.server import OPENAPI_DOCUMENT
 from dev.stack import DEV_JWT_SECRET
+from dev.tokens import issue_token
 from lib.adapters.signatures import sign
 from lib.intake.uploads import selfies_prefix
-from lib.web.auth import issue_token
 
 UPLOAD = "/api/training/upload"
 

@@ -15,7 +15,8 @@ def replicate_webhook(request: Request) -> Response:
     """Verify the signature over the raw body, then apply the event once."""
     settings = get_settings()
     body = request.get_data()
-    webhook_id = verify_replicate(settings, request.headers, body)
+    clients = Clients(settings)
+    webhook_id = verify_replicate(request.headers, body, settings=settings, clients=clients)
     payload = webhooks.parse_payload(body)
     with database.connect(settings) as conn:
         delivery = webhooks.record_webhook(
@@ -26,7 +27,7 @@ def replicate_webhook(request: Request) -> Response:
             generation_hint=request.args.get("generation"),
         )
         if delivery.has_follow_up:
-            webhooks.follow_up(conn, delivery, clients=Clients(settings))
+            webhooks.follow_up(conn, delivery, clients=clients)
     return json_response({"received": True, "outcome": delivery.outcome})
 
 

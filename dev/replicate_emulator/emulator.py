@@ -166,6 +166,8 @@ class ReplicateEmulator(_ModelRoutes, _JobRoutes, _Walker, _WebhookSender):
         """advance() body; caller holds the lock."""
         if status == "canceled":
             self._cancel(job)
+        elif status == "aborted":
+            self._finish(job, "aborted")
         elif job.invalid and job.data["status"] == "starting":
             self._fail(job, error or job.invalid)
         elif status == "failed":

@@ -23,7 +23,8 @@ DEFAULT_WEBHOOK_SECRET = (
 )
 NOT_FOUND = "The requested resource could not be found"
 EVENTS = ("start", "output", "logs", "completed")
-TERMINAL = frozenset({"succeeded", "failed", "canceled"})
+# `aborted`: a Cancel-After deadline passed before the job started (Replicate, October 2025).
+TERMINAL = frozenset({"succeeded", "failed", "canceled", "aborted"})
 FINE_TUNE_HARDWARE = "gpu-h100"
 HARDWARE = [
     {"sku": "cpu", "name": "CPU"},

@@ -138,7 +138,8 @@ class _Walker:
         """Enter a terminal state, stamp times, send output/completed webhooks."""
         now = _now()
         job.data.update(status=status, completed_at=now)
-        job.data["started_at"] = job.data["started_at"] or now
+        if status != "aborted":  # an aborted job never started
+            job.data["started_at"] = job.data["started_at"] or now
         # Billed seconds (predict_time) only for a job that ran; total_time includes the queue.
         metrics = {"predict_time": round(time.monotonic() - job.started, 6)} if job.started else {}
         metrics["total_time"] = round(time.monotonic() - job.created, 6)

@@ -128,8 +128,8 @@ def _stop_training(conn: psycopg.Connection, model_id: Any, replicate: "Replicat
     live = conn.execute(
         "SELECT id, replicate_training_id,"
         " created_at < now() - make_interval(mins => %s) AS abandoned"
-        " FROM training_runs WHERE model_id = %s AND status_rank < 3",
-        (ABANDONED_RUN_MINUTES, model_id),
+        " FROM training_runs WHERE model_id = %s AND status_rank < %s",
+        (ABANDONED_RUN_MINUTES, model_id, TERMINAL_RANK),
     ).fetchall()
     stopped = True
     for run in live:

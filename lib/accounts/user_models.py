@@ -10,6 +10,7 @@ import psycopg
 
 from lib.accounts.costs import usd_json
 from lib.errors import BadRequest, NotFound
+from lib.sync.statuses import TERMINAL_RANK
 
 MAX_PAGE_SIZE, DEFAULT_PAGE_SIZE = 100, 20
 MAX_CURSOR_LENGTH = 200
@@ -116,7 +117,7 @@ def model_json(row: dict[str, Any]) -> dict[str, Any]:
 def training_steps(row: dict[str, Any]) -> dict[str, int | None]:
     """The trainer's step, its total and its estimate of the seconds left (null while the logs
     have not said; the estimate only while the run is live, 0 once it has succeeded)."""
-    eta = row["eta_seconds"] if row["status_rank"] < 3 else None
+    eta = row["eta_seconds"] if row["status_rank"] < TERMINAL_RANK else None
     return {
         "step": row["step"],
         "totalSteps": row["total_steps"],

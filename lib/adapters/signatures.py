@@ -6,9 +6,13 @@ import hashlib
 import hmac
 import time
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from lib.errors import Unauthorized
 from lib.settings import Settings
+
+if TYPE_CHECKING:
+    from lib.adapters.clients import Clients
 
 TOLERANCE_SECONDS = 5 * 60
 MAX_WEBHOOK_ID_LENGTH = 256
@@ -63,13 +67,13 @@ def _timestamp(value: str) -> int:
     return int(value)
 
 
-def verify_replicate(settings: Settings, headers: Mapping[str, str], body: bytes) -> str:
+def verify_replicate(
+    headers: Mapping[str, str], body: bytes, *, settings: Settings, clients: "Clients"
+) -> str:
     """Verify a Replicate delivery; 401 when it does not hold. Return its webhook-id."""
     if settings.replicate_webhook_secret:
         return _verified_or_401(settings.replicate_webhook_secret, headers, body)
-    from lib.adapters.replicate import Replicate
-
-    replicate = Replicate(settings)
+    replicate = clients.replicate  # the secret is fetched from Replicate once per instance
     try:
         return verify(replicate.webhook_secret(), headers, body)
     except WebhookVerificationError:

@@ -14,7 +14,7 @@ from psycopg import sql
 from lib.errors import ApiError, NotFoundUpstream
 from lib.settings import Settings
 from lib.sync import generations, upstream
-from lib.sync.statuses import STATUS_RANK
+from lib.sync.statuses import STATUS_RANK, TERMINAL_RANK
 from lib.sync.training_runs import apply_snapshot, end_run
 
 if TYPE_CHECKING:  # both pull in httpx; the progress function must not pay for them
@@ -62,7 +62,7 @@ def claim_quiet_rows(
         FROM (
             SELECT id FROM {table}
             WHERE (%(ids)s::uuid[] IS NULL OR id = ANY(%(ids)s::uuid[]))
-              AND status_rank < 3 AND {replicate_id} IS NOT NULL
+              AND status_rank < %(terminal)s AND {replicate_id} IS NOT NULL
               AND coalesce(last_event_at, created_at) < now() - make_interval(secs => %(after)s)
               AND (last_polled_at IS NULL
                    OR last_polled_at < now() - make_interval(secs => %(after)s))
@@ -74,7 +74,7 @@ def claim_quiet_rows(
         RETURNING t.id, t.{replicate_id} AS replicate_id
         """
     ).format(table=sql.Identifier(table), replicate_id=sql.Identifier(POLLED_TABLES[table]))
-    params = {"ids": ids, "after": after_seconds, "limit": limit}
+    params = {"ids": ids, "after": after_seconds, "limit": limit, "terminal": TERMINAL_RANK}
     return conn.execute(query, params).fetchall()
 
 

@@ -90,8 +90,8 @@ def retry_training(
 
 def _cancel_upstream(conn: psycopg.Connection, run_id: Any, replicate: "Replicate") -> None:
     run = conn.execute(
-        "SELECT replicate_training_id FROM training_runs WHERE id = %s AND status_rank < 3",
-        (run_id,),
+        "SELECT replicate_training_id FROM training_runs WHERE id = %s AND status_rank < %s",
+        (run_id, TERMINAL_RANK),
     ).fetchone()
     if run is None:
         return  # it ended meanwhile

@@ -15,6 +15,7 @@ from lib.errors import ApiError, BadGateway, BadRequest, Conflict, Unprocessable
 from lib.settings import RECORDED_ONLY_PARAMETERS, TRAINING_INPUT_DEFAULTS, Settings
 from lib.sync import upstream
 from lib.sync.callbacks import replicate_webhook_url
+from lib.sync.statuses import TERMINAL_RANK
 from lib.sync.training_runs import MAX_URL_LENGTH, apply_snapshot, end_run
 from lib.training import trainer_inputs
 
@@ -295,8 +296,8 @@ def _cancel_if_ended_meanwhile(
     # upstream but our run is over, so record its id and stop it before it bills.
     ended = conn.execute(
         "UPDATE training_runs SET replicate_training_id = %s"
-        " WHERE id = %s AND status_rank = 3 AND replicate_training_id IS NULL RETURNING id",
-        (training_id, run_id),
+        " WHERE id = %s AND status_rank = %s AND replicate_training_id IS NULL RETURNING id",
+        (training_id, run_id, TERMINAL_RANK),
     ).fetchone()
     if not ended:
         return

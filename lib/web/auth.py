@@ -4,7 +4,6 @@ import hmac
 import json
 import logging
 import threading
-import time
 
 import jwt
 
@@ -110,13 +109,6 @@ def _is_user_id(subject: object) -> bool:
         and 0 < len(subject) <= MAX_SUBJECT_LENGTH
         and subject.isprintable()
     )
-
-
-def issue_token(secret: str, user_id: str, lifetime_seconds: int = 24 * 3600) -> str:
-    """An HS256 token for `user_id` (the dev console and tests sign in with it)."""
-    now = int(time.time())
-    claims = {"sub": user_id, "iat": now, "exp": now + lifetime_seconds}
-    return jwt.encode(claims, secret, algorithm="HS256")
 
 
 def _bearer_token(request: Request) -> str:

@@ -200,7 +200,7 @@ def test_forged_kids_do_not_make_the_app_refetch_the_key_set(api, idp, rsa_key):
 
 def test_an_hs256_token_is_refused_when_a_jwks_is_configured(api, idp):
     from dev.stack import DEV_JWT_SECRET
-    from lib.web.auth import issue_token
+    from dev.tokens import issue_token
 
     assert call(api, issue_token(DEV_JWT_SECRET, "mallory")).status_code == 401
 

@@ -158,7 +158,7 @@ def test_user_endpoints_answer_401_json_without_a_token(api, method, path):
 
 
 def test_a_token_signed_with_another_secret_is_refused(api):
-    from lib.web.auth import issue_token
+    from dev.tokens import issue_token
 
     headers = {"Authorization": f"Bearer {issue_token('not-our-secret', 'mallory')}"}
     response = api.get("/api/training/progress?modelId=x", headers=headers)
