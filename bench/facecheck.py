@@ -1,4 +1,5 @@
-"""What the face check costs: per image, at a cold start, and in the function bundle.
+"""What the face check costs: per image and at a cold start (its size in each function is what
+tests/test_vercel_build.py measures on Vercel's own build).
 
 1. Per image, in process: lib.intake.images.check_image (the upload path: JPEG decoded with draft at
    the smallest DCT scale keeping 384 px, EXIF orientation, detection) on a 12 MP and a
@@ -6,9 +7,6 @@
    measured in the same run; plus detection alone on a decoded 1024-px picture.
 2. Cold start: fresh interpreters import api/training/start.py by path (as Vercel does), then
    (or not) run the face check once (numpy + LiteRT imported, model loaded, first inference).
-3. Bundle: the files the face check adds to a function (the distributions only ai-edge-litert
-   and numpy bring, as Vercel copies them: no .pyc, plus the model), and what is left after the
-   vercel.json excludeFiles of the upload/start functions.
 
 Medians and minimums of N, each as a ratio of the baseline measured in the same run.
 
@@ -16,33 +14,16 @@ Medians and minimums of N, each as a ratio of the baseline measured in the same 
 """
 
 import argparse
-import fnmatch
 import io
-import json
-import re
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-from importlib import metadata
-from pathlib import Path
 
 from dev.server import PROJECT_ROOT
 
 MIN_SHARE = 0.15
-# The distributions the face check brings (requirements.txt: ai-edge-litert, numpy) that no
-# other runtime requirement needs; typing-extensions comes with replicate/pydantic anyway.
-ADDED_DISTRIBUTIONS = (
-    "ai-edge-litert",
-    "numpy",
-    "flatbuffers",
-    "protobuf",
-    "ml-dtypes",
-    "tqdm",
-    "backports.strenum",
-)
-VENDOR_DIR = "_vendor"  # where @vercel/python puts site-packages in a function bundle
 COLD_PROBE = """
 import importlib.util, sys, time
 sys.path.insert(0, sys.argv[1])
@@ -148,62 +129,8 @@ def cold_start(runs: int) -> None:
         )
 
 
-def bundle() -> None:
-    """Section 3."""
-    from lib.intake.face_check import MODEL_PATH
-
-    files = added_files()
-    model = MODEL_PATH.stat().st_size
-    pattern = function_excludes("api/training/start.py")
-    kept = {path: size for path, size in files.items() if not vercel_excluded(path, pattern)}
-    total, trimmed = sum(files.values()) + model, sum(kept.values()) + model
-    print("\nbundle size the face check adds to the upload and start functions (no .pyc)")
-    print(f"  {len(files)} files of {', '.join(ADDED_DISTRIBUTIONS)}")
-    print(f"  + the model ({model / 1e6:.2f} MB)")
-    print(f"  as installed:             {total / 1e6:7.1f} MB")
-    print(f"  after vercel.json trims:  {trimmed / 1e6:7.1f} MB ({trimmed / total:.2f} of it)")
-    light = function_excludes("api/training/progress.py")
-    left = sum(size for path, size in files.items() if not vercel_excluded(path, light))
-    print(f"  left in the progress, webhook and studio functions: {left / 1e6:.1f} MB (metadata)")
-
-
-def added_files() -> dict[str, int]:
-    """Bundle path → size of every file the face check's distributions install."""
-    files = {}
-    for name in ADDED_DISTRIBUTIONS:
-        dist = metadata.distribution(name)
-        for file in dist.files or []:
-            path = Path(str(dist.locate_file(file)))
-            if file.suffix == ".pyc" or "__pycache__" in file.parts or ".." in file.parts:
-                continue
-            if path.is_file():
-                files[f"{VENDOR_DIR}/{file.as_posix()}"] = path.stat().st_size
-    return files
-
-
-def function_excludes(entrypoint: str) -> str:
-    """The excludeFiles glob vercel.json gives a function (its first matching key wins)."""
-    functions = json.loads((PROJECT_ROOT / "vercel.json").read_text())["functions"]
-    key = next(key for key in functions if vercel_excluded(entrypoint, key))
-    return functions[key]["excludeFiles"]
-
-
-def vercel_excluded(path: str, glob: str) -> bool:
-    """Whether a minimatch-style glob (nested {a,b} braces, ** and *) matches the path."""
-    return any(fnmatch.fnmatchcase(path, pattern) for pattern in expand_braces(glob))
-
-
-def expand_braces(glob: str) -> list[str]:
-    """Every alternative of a glob's {a,b} braces, innermost first."""
-    match = re.search(r"\{([^{}]*)\}", glob)
-    if not match:
-        return [glob]
-    head, tail = glob[: match.start()], glob[match.end() :]
-    return [out for part in match.group(1).split(",") for out in expand_braces(head + part + tail)]
-
-
 def main() -> None:
-    """Run the three sections."""
+    """Run the two sections."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
@@ -212,7 +139,6 @@ def main() -> None:
     print(f"Python {sys.version.split()[0]}")
     per_image(args.runs)
     cold_start(args.runs)
-    bundle()
 
 
 if __name__ == "__main__":

@@ -2,8 +2,9 @@
 
 Limits (image counts, string lengths, page sizes, body sizes) are read from the constants the
 code enforces and each function's own `Endpoint`, so the document cannot drift from them.
-`python -m dev.openapi` writes `openapi.json` at the repository root; `make dev` serves it at
-`/openapi.json`; tests/test_openapi.py fails when the file, the routes or the limits disagree.
+`python -m dev.openapi` writes `openapi.json` at the repository root; the function
+`api/openapi.json.py` serves it at `/api/openapi.json` (`make dev` also at `/openapi.json`);
+tests/test_openapi.py fails when the file, the routes or the limits disagree.
 """
 
 import json
@@ -16,7 +17,7 @@ from lib.accounts import user_models
 from lib.accounts.user_models import PUBLIC_STATUS
 from lib.intake import client_uploads, uploads
 from lib.studio import generate
-from lib.sync.webhooks import REPLICATE_ID
+from lib.sync.snapshots import REPLICATE_ID
 from lib.training import start
 
 NO_CONTROL_CHARACTERS = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
@@ -262,7 +263,9 @@ def schemas() -> dict[str, Any]:
         "WebhookAck": _object(
             {
                 "received": {"const": True},
-                "outcome": {"enum": ["applied", "unchanged", "duplicate", "unknown"]},
+                "outcome": {
+                    "enum": ["applied", "adopted", "canceled", "unchanged", "duplicate", "unknown"]
+                },
             }
         ),
     }
@@ -449,6 +452,12 @@ def operations() -> dict[tuple[str, str], dict[str, Any]]:
         ("/api/account", "delete"): _operation(
             "Delete all of the caller's data (account deletion)", deleted, [401, 503]
         ),
+        ("/api/openapi.json", "get"): _operation(
+            "This document",
+            {200: _json({"type": "object"}, "The OpenAPI 3.1 document")},
+            [],
+            secured=False,
+        ),
     }
 
 
@@ -490,7 +499,8 @@ def route_paths() -> dict[str, tuple[str, Any]]:
 
     found = {}
     for route in discover_routes():
-        path = "/" + route.module_name.replace(".", "/").removesuffix("/index")
+        relative = route.path.relative_to(PROJECT_ROOT).with_suffix("").as_posix()
+        path = "/" + relative.removesuffix("/index")
         path = path.replace("[", "{").replace("]", "}")
         found[path] = (route.module_name, _load_entrypoint(route.module_name, route.path))
     return found

@@ -12,6 +12,7 @@ from pathlib import Path
 from werkzeug.serving import BaseWSGIServer
 
 from dev.server import PROJECT_ROOT, VercelRouter, discover_routes, serve
+from lib.settings import public_base_url
 
 DEV_JWT_SECRET = "sselfie-dev-secret-not-for-production"
 
@@ -77,7 +78,8 @@ def start_stack(
     )
     server = serve(router, port)
     url = f"http://127.0.0.1:{server.port}"
-    env.setdefault("PUBLIC_BASE_URL", url)
+    if not public_base_url(env):  # with Vercel's variables set, callbacks go where they say
+        env["PUBLIC_BASE_URL"] = url
     return LocalStack(url, env["DATABASE_URL"], parts, server, replicate, blob, closers)
 
 

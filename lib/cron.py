@@ -15,8 +15,9 @@ import psycopg
 from psycopg import sql
 
 from lib.accounts import deletion
+from lib.errors import ApiError
 from lib.settings import Settings
-from lib.sync import generations, polling, weights
+from lib.sync import generations, orphans, polling, weights
 from lib.sync.statuses import STATUS_RANK, TERMINAL_RANK
 from lib.sync.training_runs import end_run
 
@@ -31,6 +32,8 @@ CRON_QUIET_SECONDS = 5 * 60
 PENDING_ABANDONED_MINUTES = 10
 PENDING_RANK = STATUS_RANK["pending"]
 RUNS_PER_BATCH = 25
+# Pages (of 100) of the account's latest trainings and predictions searched for orphans.
+ORPHAN_PAGES = 3
 ZIPS_PER_BATCH = 100
 ZIP_RECLAIM_MINUTES = 15
 # Replicate retries a delivery for about a minute; a day of webhook-ids is ample to apply each
@@ -44,6 +47,9 @@ NEVER_STARTED_ERROR = {
     "generations": "The generation never reached Replicate: its request was interrupted",
 }
 SUMMARY_KEYS = (
+    "orphansRecorded",
+    "orphansAdopted",
+    "orphansCanceled",
     "abandonedPending",
     "checked",
     "recovered",
@@ -74,6 +80,8 @@ def reconcile(
         return time.monotonic() < began + seconds
 
     summary = Counter(dict.fromkeys(SUMMARY_KEYS, 0))
+    # Before failing abandoned starts: a training created for one of them is recorded instead.
+    summary.update(_settle_orphans(conn, replicate=replicate, storage=storage))
     summary["abandonedPending"] = _fail_abandoned_pending(conn)
     while within(CHECKS_UNTIL) and (
         quiet := polling.claim_quiet_rows(
@@ -105,6 +113,34 @@ def reconcile(
     return dict(summary)
 
 
+def _settle_orphans(
+    conn: psycopg.Connection, *, replicate: "Replicate", storage: "Storage"
+) -> Counter:
+    """Record, adopt or cancel the account's recent trainings and predictions no row records
+    (created after a request gave up on Replicate's answer)."""
+    try:
+        trainings = orphans.unrecorded_trainings(conn, replicate, pages=ORPHAN_PAGES)
+        predictions = orphans.unrecorded_predictions(conn, replicate, pages=ORPHAN_PAGES)
+    except ApiError as error:
+        logger.warning("orphan search failed code=%s", error.code)
+        return Counter(checkErrors=1)
+    outcomes = Counter()
+    for run_id, training in trainings:
+        outcome, _ = orphans.apply_training(conn, training, run_id=run_id)
+        if outcome == "cancel":
+            orphans.cancel(replicate, training["id"], kind="training")
+        outcomes[outcome] += 1
+    for generation, prediction in predictions:
+        outcome, copy = orphans.apply_prediction(conn, generation, prediction)
+        if outcome == "cancel":
+            orphans.cancel(replicate, prediction["id"], kind="prediction")
+        if copy:
+            generations.copy_outputs(conn, copy, replicate=replicate, storage=storage)
+        outcomes[outcome] += 1
+    keys = {"applied": "orphansRecorded", "adopted": "orphansAdopted", "cancel": "orphansCanceled"}
+    return Counter({keys[k]: n for k, n in outcomes.items() if k in keys})
+
+
 def _fail_abandoned_pending(conn: psycopg.Connection) -> int:
     # A crash between writing the row and Replicate's answer leaves it pending forever.
     ended = 0
@@ -125,12 +161,22 @@ def _fail_abandoned_pending(conn: psycopg.Connection) -> int:
 
 def _end_abandoned_run(conn: psycopg.Connection, run_id: Any) -> bool:
     error = NEVER_STARTED_ERROR["training_runs"]
-    return end_run(conn, run_id, status="failed", error=error, below_rank=PENDING_RANK + 1)
+    # Its create call may have reached Replicate: a training found later is adopted.
+    return end_run(
+        conn,
+        run_id,
+        status="failed",
+        error=error,
+        below_rank=PENDING_RANK + 1,
+        create_unanswered=True,
+    )
 
 
 def _end_abandoned_generation(conn: psycopg.Connection, generation_id: Any) -> bool:
     error = NEVER_STARTED_ERROR["generations"]
-    return generations.end_generation(conn, generation_id, error=error, below_rank=PENDING_RANK + 1)
+    return generations.end_generation(
+        conn, generation_id, error=error, below_rank=PENDING_RANK + 1, create_unanswered=True
+    )
 
 
 def _delete_finished_zips(conn: psycopg.Connection, storage: "Storage") -> int:

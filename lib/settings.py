@@ -117,7 +117,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         auth_jwks_url=_jwks_url(env),
         auth_jwt_issuer=env.get("AUTH_JWT_ISSUER"),
         auth_jwt_audience=env.get("AUTH_JWT_AUDIENCE"),
-        public_base_url=_public_base_url(env),
+        public_base_url=public_base_url(env),
         protection_bypass_secret=env.get("VERCEL_AUTOMATION_BYPASS_SECRET"),
         cron_secret=env.get("CRON_SECRET"),
         progress_poll_seconds=_int(env, "PROGRESS_POLL_SECONDS", 60),
@@ -239,7 +239,8 @@ def _training_input(env: Mapping[str, str]) -> dict[str, object]:
     return overrides
 
 
-def _public_base_url(env: Mapping[str, str]) -> str | None:
+def public_base_url(env: Mapping[str, str]) -> str | None:
+    """PUBLIC_BASE_URL, else the deployment's own https URL from Vercel's system variables."""
     if "PUBLIC_BASE_URL" in env:
         return env["PUBLIC_BASE_URL"].rstrip("/")
     host = None

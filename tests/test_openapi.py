@@ -47,10 +47,10 @@ def test_every_error_response_is_the_error_schema(document):
                 assert schema == {"$ref": "#/components/schemas/Error"}, (path, method, status)
 
 
-def test_user_endpoints_require_the_bearer_token_and_only_the_webhook_does_not(document):
+def test_user_endpoints_require_the_bearer_token_and_only_the_webhook_and_document_do_not(document):
     unsecured = {(p, m) for p, m, op in operations(document) if not op["security"]}
 
-    assert unsecured == {("/api/webhooks/replicate", "post")}
+    assert unsecured == {("/api/webhooks/replicate", "post"), ("/api/openapi.json", "get")}
 
 
 def test_the_start_body_carries_the_limits_the_code_enforces(document):
@@ -73,4 +73,12 @@ def test_make_dev_serves_the_document(api, document):
     response = api.get("/openapi.json")
 
     assert response.status_code == 200
+    assert response.json() == document
+
+
+def test_a_function_serves_the_document_at_api_openapi_json(api, document):
+    response = api.get("/api/openapi.json")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
     assert response.json() == document

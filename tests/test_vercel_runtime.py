@@ -91,7 +91,7 @@ def answers():
 def test_a_function_refuses_an_anonymous_request_through_the_vercel_runtime(route, answers):
     answer = answers[route.module_name]
 
-    assert answer["statusCode"] == 401, answer
-    assert json.loads(answer["body"])["code"]
+    assert answer["statusCode"] == (200 if route.module_name == "api.openapi.json" else 401), answer
+    assert "code" in json.loads(answer["body"]) or route.module_name == "api.openapi.json"
     headers = {name.lower(): values for name, values in answer["headers"].items()}
     assert headers["content-type"] == ["application/json"]

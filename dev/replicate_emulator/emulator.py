@@ -35,7 +35,7 @@ from dev.replicate_emulator.protocol import (
 )
 from dev.replicate_emulator.server import _ROUTES, _handler_class
 from dev.replicate_emulator.walker import _Walker
-from dev.replicate_emulator.webhooks import _WebhookSender
+from dev.replicate_emulator.webhooks import _encode, _WebhookSender
 
 
 class ReplicateEmulator(_ModelRoutes, _JobRoutes, _Walker, _WebhookSender):
@@ -73,6 +73,7 @@ class ReplicateEmulator(_ModelRoutes, _JobRoutes, _Walker, _WebhookSender):
         self._pending = 0
         self._stopping = threading.Event()
         self._failures: list[dict[str, Any]] = []
+        self._delays: list[dict[str, Any]] = []
         self._mute = False
         self._models: dict[str, dict[str, Any]] = {}
         self._versions: dict[str, list[dict[str, Any]]] = {}
@@ -138,6 +139,23 @@ class ReplicateEmulator(_ModelRoutes, _JobRoutes, _Walker, _WebhookSender):
         }
         with self._lock:
             self._failures.append(rule)
+
+    def delay_next(self, method: str, path_pattern: str, seconds: float, *, times: int = 1) -> None:
+        """Hold the next `times` matching requests `seconds` before handling them: a client
+        that stops waiting sooner never sees the answer, yet the request still takes effect."""
+        rule = {
+            "method": method.upper(),
+            "pattern": re.compile(path_pattern),
+            "seconds": seconds,
+            "times": times,
+        }
+        with self._lock:
+            self._delays.append(rule)
+
+    def set_fields(self, id: str, **fields: Any) -> None:
+        """Overwrite fields of an object as an upstream bug would (any JSON value, any text)."""
+        with self._lock:
+            self._jobs[id].data.update(fields)
 
     def advance(
         self,
@@ -232,6 +250,7 @@ class ReplicateEmulator(_ModelRoutes, _JobRoutes, _Walker, _WebhookSender):
             self.requests.append(RecordedRequest(method, path, query, headers, body))
         if self.latency:
             time.sleep(self.latency)
+        time.sleep(self._delay_for(method, path))
         limits = {"ratelimit-remaining": "2999", "ratelimit-reset": "1"}
         try:
             self._check_failures(method, path)
@@ -246,8 +265,18 @@ class ReplicateEmulator(_ModelRoutes, _JobRoutes, _Walker, _WebhookSender):
             return exc.status, problem, json.dumps(exc.body).encode()
         if payload is None:
             return status, limits, b""
-        content = json.dumps(payload, ensure_ascii=False).encode()
-        return status, {"content-type": "application/json", **limits}, content
+        return status, {"content-type": "application/json", **limits}, _encode(payload)
+
+    def _delay_for(self, method: str, path: str) -> float:
+        """Seconds the next programmed delay that matches holds this request."""
+        with self._lock:
+            for rule in self._delays:
+                if rule["method"] == method and rule["pattern"].search(path):
+                    rule["times"] -= 1
+                    if rule["times"] <= 0:
+                        self._delays.remove(rule)
+                    return rule["seconds"]
+        return 0.0
 
     def _check_failures(self, method: str, path: str) -> None:
         """Raise the next programmed failure that matches, if any."""

@@ -49,6 +49,13 @@ def _handler_class(emulator: ReplicateEmulator) -> type[BaseHTTPRequestHandler]:
             raw = self.rfile.read(length) if length else b""
             headers = {k.lower(): v for k, v in self.headers.items()}
             status, out_headers, body = emulator._dispatch(self.command, self.path, headers, raw)
+            try:
+                self._answer(status, out_headers, body)
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True  # the client stopped waiting (see delay_next)
+
+        def _answer(self, status: int, out_headers: dict[str, str], body: bytes) -> None:
+            """Write the status line, headers and body."""
             self.send_response(status)
             for name, value in out_headers.items():
                 self.send_header(name, value)

@@ -10,10 +10,20 @@ import secrets
 import threading
 import time
 from collections import deque
+from typing import Any
 
 import httpx
 
 from dev.replicate_emulator.protocol import Delivery, _Job, _Message
+
+
+def _encode(payload: Any) -> bytes:
+    """JSON as Replicate sends it: UTF-8, with text that UTF-8 cannot hold (a lone surrogate
+    set by set_fields) escaped as `\\udXXX`."""
+    try:
+        return json.dumps(payload, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return json.dumps(payload).encode()
 
 
 def sign(secret: str, msg_id: str, timestamp: str, body: bytes) -> str:
@@ -37,7 +47,7 @@ class _WebhookSender:
         """Queue a signed webhook of the object's current JSON (caller holds the lock)."""
         if not job.webhook or self.drop_webhooks or self._mute or event not in job.events:
             return
-        body = json.dumps(self._render(job), ensure_ascii=False).encode()
+        body = _encode(self._render(job))
         msg_id = "msg_" + secrets.token_urlsafe(18)
         message = _Message(job.data["id"], job.webhook, body, event, msg_id)
         with self._send_cv:

@@ -28,7 +28,7 @@ PUBLIC_STATUS = {
 MODEL_WITH_LATEST_RUN = """
     SELECT m.*, r.id AS run_id, r.status AS run_status, r.status_rank, r.progress, r.error,
            r.replicate_training_id, r.started_at, r.completed_at, r.last_event_at,
-           r.last_polled_at, r.step, r.total_steps, r.eta_seconds,
+           r.last_polled_at, r.step, r.total_steps, r.eta_seconds, r.create_unanswered,
            (SELECT sum(cost_usd) FROM training_runs WHERE model_id = m.id) AS cost_usd
     FROM user_models m
     JOIN LATERAL (

@@ -1,6 +1,7 @@
 """PostgreSQL connections and the project's migrations."""
 
 import logging
+import select
 import threading
 import time
 from collections.abc import Iterator
@@ -24,10 +25,15 @@ _migrated: set[str] = set()
 _migrate_lock = threading.Lock()
 POOL_MAX_SIZE = 10
 POOL_MAX_IDLE_SECONDS = 60
-CONNECT_TIMEOUT_SECONDS = 10
+# How long a request waits for a connection: a healthy server gives one in milliseconds, so
+# waiting longer only delays the 503 while the database is down.
+POOL_WAIT_SECONDS = 2.0
+# One handshake's limit (Neon may take a second or two to wake a suspended compute).
+CONNECT_TIMEOUT_SECONDS = 5
 # A connection unused for longer than this is checked (one round trip) before it is handed out;
-# one used just now is not, so a busy instance pays one round trip per query, not two. (Noted by
-# connect(), not by a pool `reset` callback, which would hand every return to a worker thread.)
+# one used just now is checked only if the server has written to it since (a terminated
+# backend's goodbye), which costs no round trip. (Noted by connect(), not by a pool `reset`
+# callback, which would hand every return to a worker thread.)
 CHECK_AFTER_IDLE_SECONDS = 1.0
 _pools: dict[str, ConnectionPool] = {}
 _pools_lock = threading.Lock()
@@ -41,13 +47,35 @@ def connect(settings: Settings) -> Iterator[psycopg.Connection]:
     if not settings.database_url:
         raise ConfigError("DATABASE_URL environment variable is not set")
     try:
-        with _pool(settings.database_url).connection() as conn:
+        pool = _pool(settings.database_url)
+        conn = _working_connection(pool)
+        try:
             _ensure_migrated(conn, settings.database_url)
-            try:
-                yield conn
-            finally:
-                _last_used[conn] = time.time()
+            yield conn
+        finally:
+            _last_used[conn] = time.time()
+            pool.putconn(conn)
     except (PoolTimeout, psycopg.OperationalError) as exc:
+        logger.error("database unreachable error=%s", type(exc).__name__)
+        raise ServiceUnavailable(
+            "The database is unreachable", code="database_unavailable"
+        ) from None
+
+
+@contextmanager
+def connect_fresh(settings: Settings) -> Iterator[psycopg.Connection]:
+    """A connection of its own, outside the pool, closed after the block: for recording a
+    failure when the request's pooled connection has just died."""
+    try:
+        with psycopg.connect(
+            settings.database_url,
+            row_factory=dict_row,
+            autocommit=True,
+            prepare_threshold=None,
+            connect_timeout=CONNECT_TIMEOUT_SECONDS,
+        ) as conn:
+            yield conn
+    except psycopg.OperationalError as exc:
         logger.error("database unreachable error=%s", type(exc).__name__)
         raise ServiceUnavailable(
             "The database is unreachable", code="database_unavailable"
@@ -64,9 +92,10 @@ def _pool(url: str) -> ConnectionPool:
                 min_size=0,
                 max_size=POOL_MAX_SIZE,
                 max_idle=POOL_MAX_IDLE_SECONDS,  # give idle server connections back quickly
-                timeout=CONNECT_TIMEOUT_SECONDS,
-                reconnect_timeout=CONNECT_TIMEOUT_SECONDS,
-                check=_check_if_idle,
+                timeout=POOL_WAIT_SECONDS,
+                # A failed connection attempt is not retried on a backoff timer: the next
+                # request asks again, and gets a connection as soon as the server is back.
+                reconnect_timeout=0,
                 kwargs={
                     "row_factory": dict_row,
                     "autocommit": True,
@@ -81,11 +110,30 @@ def _pool(url: str) -> ConnectionPool:
         return _pools[url]
 
 
-def _check_if_idle(conn: psycopg.Connection) -> None:
+def _working_connection(pool: ConnectionPool) -> psycopg.Connection:
+    """A pooled connection that answers. A dead one is handed back at once (the pool replaces
+    it in its own thread) and the next one tried: the pool's own check would sleep a growing
+    backoff after each dead connection, stalling the request behind every one of them."""
+    deadline = time.monotonic() + POOL_WAIT_SECONDS
+    while True:
+        conn = pool.getconn(timeout=max(deadline - time.monotonic(), 0.001))
+        try:
+            if _may_be_dead(conn):
+                ConnectionPool.check_connection(conn)
+            return conn
+        except psycopg.Error:
+            pool.putconn(conn)
+
+
+def _may_be_dead(conn: psycopg.Connection) -> bool:
     # Wall-clock time, not monotonic: a frozen instance's connections may have died while it
-    # slept, and that sleep must count as idle time.
+    # slept, and that sleep must count as idle time. An idle connection the server wrote to is
+    # one it closed (we never LISTEN).
     if time.time() - _last_used.get(conn, 0.0) > CHECK_AFTER_IDLE_SECONDS:
-        ConnectionPool.check_connection(conn)
+        return True
+    readable = select.poll()  # not select.select(): it refuses descriptors above 1023
+    readable.register(conn.fileno(), select.POLLIN)
+    return bool(readable.poll(0))
 
 
 def close_pools() -> None:

@@ -60,6 +60,11 @@ class BoundedRetryTransport(httpx.HTTPTransport):
     RETRY_METHODS = frozenset({"GET", "HEAD", "DELETE"})
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        limits = request.extensions.get("timeout", {})
+        if any(limit is None for limit in limits.values()):
+            # The client creates predictions with no timeout at all (replicate 1.0.7): a create
+            # Replicate never answers would hold the function until Vercel kills it.
+            request.extensions["timeout"] = TIMEOUT.as_dict()
         for attempt in range(1, MAX_ATTEMPTS + 1):
             response = super().handle_request(request)
             retry = request.method in self.RETRY_METHODS and response.status_code in (
@@ -169,6 +174,30 @@ class Replicate:
         path = f"/v1/models/{quote(model, safe='/')}"
         return self._cached("hardware", model, lambda: self._json("GET", path).get("hardware"))
 
+    def recent_trainings(self, *, pages: int) -> list[dict[str, Any]]:
+        """The account's trainings, newest first, up to `pages` pages: snapshots plus their
+        `input`, `version` and `created_at`."""
+        return self._recent(self.client.trainings, pages)
+
+    def recent_predictions(self, *, pages: int) -> list[dict[str, Any]]:
+        """The account's predictions, as recent_trainings."""
+        return self._recent(self.client.predictions, pages)
+
+    def _recent(self, resource: Any, pages: int) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        cursor: Any = ...  # the client's "first page"
+        for _ in range(pages):
+            page = self._call(lambda c=cursor: resource.list(cursor=c))
+            found += [
+                {**snapshot(job), "input": job.input, "version": job.version}
+                | {"created_at": job.created_at}
+                for job in page.results
+            ]
+            if not page.next:
+                break
+            cursor = page.next
+        return found
+
     def create_prediction(
         self, *, version: str, prediction_input: dict[str, Any], webhook: str | None
     ) -> dict[str, Any]:
@@ -186,6 +215,10 @@ class Replicate:
         # Read as JSON, not through the client's models: they refuse statuses newer than the
         # client (`aborted`), and such a job must still reach our rows to end there.
         return snapshot(self._json(method, path))
+
+    def cancel_prediction(self, prediction_id: str) -> dict[str, Any]:
+        """Ask Replicate to cancel a prediction."""
+        return snapshot(self._call(lambda: self.client.predictions.cancel(prediction_id)))
 
     def download(self, url: str) -> "Download":
         """One output file from Replicate's delivery host (its URLs expire after an hour)."""
@@ -292,6 +325,11 @@ class Replicate:
             raise BadGateway("Replicate could not be reached", code="replicate_unreachable") from (
                 error
             )
+        except (ValueError, RecursionError) as error:  # an answer the client cannot read
+            logger.warning("replicate answer unreadable error=%s", type(error).__name__)
+            raise BadGateway(
+                "Replicate answered something we cannot read", code="replicate_unreadable"
+            ) from error
 
 
 @dataclass(frozen=True)

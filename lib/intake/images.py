@@ -1,4 +1,4 @@
-"""Is this really a photo we can train on? Decoded with Pillow (and pillow-heif for HEIC/HEIF).
+"""Is this really a photo we can train on? Decoded with Pillow (and pi-heif for HEIC/HEIF).
 
 The same checks run when a selfie is uploaded and again when the training ZIP is built: a file
 that is not a usable image is refused; one that is an image gets the face check's verdict.
@@ -168,8 +168,8 @@ def _draft_size(size: tuple[int, int], short_side: int) -> tuple[int, int]:
 def _configure_pillow() -> None:
     """HEIC/HEIF support, Pillow's bomb limit at ours (beyond twice it, open() raises), and
     its memory in small recycled blocks."""
+    from pi_heif import register_heif_opener
     from PIL import Image
-    from pillow_heif import register_heif_opener
 
     register_heif_opener(thumbnails=False)
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS

@@ -10,12 +10,14 @@ from psycopg.types.json import Jsonb
 
 from lib.accounts import quotas, spend, user_models
 from lib.accounts.costs import usd_json
+from lib.adapters import database
 from lib.adapters.clients import Clients
 from lib.errors import ApiError, BadRequest, Conflict, Unprocessable
 from lib.settings import Settings
-from lib.sync import generations, polling
+from lib.sync import generations, polling, snapshots
 from lib.sync.callbacks import replicate_webhook_url
 from lib.sync.statuses import TERMINAL_RANK
+from lib.training.start_failures import UNANSWERED_CODES, answer_for
 
 if TYPE_CHECKING:  # pulls in httpx; the generations function must not pay for it
     from lib.adapters.replicate import Replicate
@@ -97,16 +99,19 @@ def generate(
     prediction_input = {"prompt": prompt, **request.options}
     hardware = _reported_hardware(replicate, model["replicate_model_id"])
     generation = _insert_pending(conn, user_id, model["id"], prediction_input, hardware, settings)
+    snapshot = None
     try:
-        snapshot = replicate.create_prediction(
-            version=f"{model['replicate_model_id']}:{model['replicate_version_id']}",
-            prediction_input=prediction_input,
-            webhook=replicate_webhook_url(settings, generation=str(generation["id"])),
+        snapshot = snapshots.from_object(
+            replicate.create_prediction(
+                version=f"{model['replicate_model_id']}:{model['replicate_version_id']}",
+                prediction_input=prediction_input,
+                webhook=replicate_webhook_url(settings, generation=str(generation["id"])),
+            )
         )
         generations.apply_prediction(conn, generation, snapshot)
-    except ApiError as error:
-        generations.end_generation(conn, generation["id"], error=error.message)
-        raise
+    except Exception as error:
+        answer = _end_failed_generate(generation["id"], error, snapshot, settings)
+        raise answer from (None if answer is error else error)
     logger.info("generation started generation=%s prediction=%s", generation["id"], snapshot["id"])
     return generation_json(_generation(conn, generation["id"]))
 
@@ -191,6 +196,26 @@ def _poll(conn: psycopg.Connection, prediction_ids: list[str], clients: Clients)
         logger.warning("quiet generations not polled code=%s", error.code)
         return
     polling.poll_predictions(conn, prediction_ids, replicate=replicate, storage=clients.storage)
+
+
+def _end_failed_generate(
+    generation_id: Any, error: Exception, snapshot: dict[str, Any] | None, settings: Settings
+) -> ApiError:
+    """Fail a generation whose request broke after its row was written, on a connection of its
+    own (the request's may be what died); the error to answer with. A prediction whose answer
+    never came may still be created: its webhook or the cron then adopts it."""
+    answer = answer_for(error, doing="starting the generation")
+    unanswered = snapshot is None and answer.code in UNANSWERED_CODES
+    try:
+        with database.connect_fresh(settings) as conn:
+            generations.end_generation(
+                conn, generation_id, error=answer.message, create_unanswered=unanswered
+            )
+    except (ApiError, psycopg.Error):
+        logger.error(
+            "failed generation not recorded generation=%s (the cron fails it)", generation_id
+        )
+    return answer
 
 
 def _generation(conn: psycopg.Connection, generation_id: Any) -> dict[str, Any]:

@@ -107,14 +107,20 @@ def apply_prediction(
 
 
 def end_generation(
-    conn: psycopg.Connection, generation_id: Any, *, error: str, below_rank: int = TERMINAL_RANK
+    conn: psycopg.Connection,
+    generation_id: Any,
+    *,
+    error: str,
+    below_rank: int = TERMINAL_RANK,
+    create_unanswered: bool = False,
 ) -> bool:
     """Fail a generation here unless it already reached `below_rank`: the only way we end one
-    ourselves."""
+    ourselves. `create_unanswered` when Replicate may yet create its prediction."""
     row = conn.execute(
         "UPDATE generations SET status = 'failed', status_rank = %s, error = %s,"
-        " completed_at = now() WHERE id = %s AND status_rank < %s RETURNING id",
-        (TERMINAL_RANK, error, generation_id, below_rank),
+        " completed_at = now(), create_unanswered = %s"
+        " WHERE id = %s AND status_rank < %s RETURNING id",
+        (TERMINAL_RANK, error, create_unanswered, generation_id, below_rank),
     ).fetchone()
     if row is not None:
         spend.settle_generation(conn, generation_id, None)

@@ -13,7 +13,7 @@ from psycopg import sql
 
 from lib.errors import ApiError, NotFoundUpstream
 from lib.settings import Settings
-from lib.sync import generations, upstream
+from lib.sync import generations, snapshots, upstream
 from lib.sync.statuses import STATUS_RANK, TERMINAL_RANK
 from lib.sync.training_runs import apply_snapshot, end_run
 
@@ -84,7 +84,7 @@ def check_training(
     """Ask Replicate about one claimed run and apply its answer; return the outcome."""
     training_id = run["replicate_id"]
     try:
-        snapshot = replicate.get_training(training_id)
+        snapshot = snapshots.from_object(replicate.get_training(training_id))
     except NotFoundUpstream:
         # Replicate forgets trainings stuck in its queue (404 ~30 min after create).
         end_run(conn, run["id"], status="failed", error=NOT_FOUND_ERROR)
@@ -133,7 +133,7 @@ def poll_predictions(
     """Ask Replicate about claimed quiet predictions and apply what it says."""
     for prediction_id in prediction_ids:
         try:
-            snapshot = replicate.get_prediction(prediction_id)
+            snapshot = snapshots.from_object(replicate.get_prediction(prediction_id))
         except ApiError as error:
             # The stored state is still the best answer; the next quiet interval tries again.
             logger.warning("poll failed prediction=%s code=%s", prediction_id, error.code)

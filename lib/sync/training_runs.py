@@ -7,23 +7,20 @@ ETA alone at most once per poll interval.
 """
 
 import logging
-import re
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 
 from lib.accounts import spend
+from lib.sync import snapshots
 from lib.sync.statuses import STATUS_RANK, TERMINAL_RANK, ranked
 from lib.sync.trainer_logs import TrainerProgress, logs_tail, parse_progress
 
 logger = logging.getLogger(__name__)
 
 CANCELED_ERROR = "Training was canceled"
-# "owner/name:version" as Replicate reports a pushed version.
-VERSION_REF = re.compile(r"([A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}):([A-Za-z0-9]{1,128})")
 MAX_URL_LENGTH = 2048
 # The frontend polls every 5 s, Replicate sends logs webhooks up to twice a second: a step that
 # moved alone is worth one write per poll, not one per webhook.
@@ -42,7 +39,7 @@ def apply_snapshot(
     conn: psycopg.Connection, snapshot: dict[str, Any], *, run_id: str | None = None
 ) -> Applied | None:
     """Move the run forward to what the snapshot says; None when nothing changed."""
-    snapshot = ranked(snapshot)
+    snapshot = snapshots.as_training(ranked(snapshot))  # never `succeeded` without a version
     status = snapshot["status"]
     rank = STATUS_RANK[status]
     logs = _text(snapshot.get("logs"))
@@ -89,8 +86,8 @@ def apply_snapshot(
             "step_every": STEP_WRITE_SECONDS,
             "error": _error_text(snapshot),
             "logs_tail": logs_tail(logs),
-            "started_at": _moment(snapshot.get("started_at")),
-            "completed_at": _moment(snapshot.get("completed_at")),
+            "started_at": snapshots.moment(snapshot.get("started_at")),
+            "completed_at": snapshots.moment(snapshot.get("completed_at")),
         },
     ).fetchone()
     if row is None:
@@ -111,34 +108,37 @@ def end_run(
     error: str,
     below_rank: int = TERMINAL_RANK,
     older_than_minutes: int = 0,
+    create_unanswered: bool = False,
 ) -> bool:
     """End a run here (failed or canceled): the only way we end one ourselves. Nothing happens
-    once it reached `below_rank`, or while it is younger than `older_than_minutes`."""
+    once it reached `below_rank`, or while it is younger than `older_than_minutes`.
+    `create_unanswered` when Replicate may yet create its training (lib/sync/orphans.py)."""
     row = conn.execute(
-        "UPDATE training_runs SET status = %s, status_rank = %s, error = %s, completed_at = now()"
-        " WHERE id = %s AND status_rank < %s"
+        "UPDATE training_runs SET status = %s, status_rank = %s, error = %s, completed_at = now(),"
+        " create_unanswered = %s WHERE id = %s AND status_rank < %s"
         " AND created_at <= now() - make_interval(mins => %s) RETURNING id",
-        (status, TERMINAL_RANK, error, run_id, below_rank, older_than_minutes),
+        (status, TERMINAL_RANK, error, create_unanswered, run_id, below_rank, older_than_minutes),
     ).fetchone()
     if row is not None:
         spend.settle_training(conn, run_id, None)
     return row is not None
 
 
-def is_training(conn: psycopg.Connection, replicate_id: str, run_hint: str | None) -> bool:
-    """Whether the object is one of our trainings (by its id, or the run named in its URL)."""
+def is_training(conn: psycopg.Connection, replicate_id: str, run_hint: str | None) -> bool | None:
+    """Whether the object is one of our trainings: True when a run records it, False when only
+    the run named in its URL is ours (recording no training yet), None when neither."""
     row = conn.execute(
-        "SELECT 1 FROM training_runs WHERE replicate_training_id = %s"
-        " OR (id = %s AND replicate_training_id IS NULL)",
+        "SELECT replicate_training_id IS NOT NULL AS recorded FROM training_runs"
+        " WHERE replicate_training_id = %s OR (id = %s AND replicate_training_id IS NULL)"
+        " ORDER BY 1 DESC LIMIT 1",
         (replicate_id, uuid_or_none(run_hint)),
     ).fetchone()
-    return row is not None
+    return row["recorded"] if row else None
 
 
 def _record_trained_version(conn: psycopg.Connection, model_id: Any, output: dict) -> None:
     # output.version is "owner/name:version_id" of the version the training pushed.
-    version = VERSION_REF.fullmatch(str(output.get("version") or ""))
-    destination, version_id = version.groups() if version else (None, None)
+    destination, version_id = snapshots.trained_version(output.get("version")) or (None, None)
     weights = output.get("weights")
     if not (isinstance(weights, str) and _is_web_url(weights)):
         weights = None
@@ -163,19 +163,7 @@ def _error_text(snapshot: dict[str, Any]) -> str | None:
 
 
 def _text(value: Any) -> str:
-    """Text PostgreSQL accepts: it refuses NUL characters."""
-    return value.replace("\x00", "") if isinstance(value, str) else ""
-
-
-def _moment(value: Any) -> datetime | None:
-    """An ISO 8601 time from Replicate, or None for anything else."""
-    if isinstance(value, datetime):
-        return value
-    try:
-        moment = datetime.fromisoformat(value)
-    except (TypeError, ValueError):
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return snapshots.clean_text(value) if isinstance(value, str) else ""
 
 
 def _is_web_url(value: str) -> bool:

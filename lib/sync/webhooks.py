@@ -1,48 +1,38 @@
 """Replicate's webhook deliveries: parsed, recorded once, applied to a training or a generation."""
 
-import json
 import logging
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from lib.errors import ApiError, BadRequest
-from lib.sync import generations, training_runs, weights
+from lib.errors import ApiError
+from lib.sync import generations, orphans, snapshots, training_runs, weights
 
 if TYPE_CHECKING:
     from lib.adapters.clients import Clients
 
 logger = logging.getLogger(__name__)
 
-REPLICATE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
-
 
 @dataclass(frozen=True)
 class Delivery:
     """What one delivery did, and the network work it leaves for after its transaction."""
 
-    outcome: str  # applied, unchanged, duplicate or unknown
+    outcome: str  # applied, adopted, canceled, unchanged, duplicate or unknown
     copy: generations.PendingCopy | None = None  # a succeeded prediction's images
     trained: bool = False  # a training succeeded: its weights wait to be copied
+    orphan: tuple[str, str] | None = None  # (kind, id) created after we gave up: to cancel
 
     @property
     def has_follow_up(self) -> bool:
-        return self.copy is not None or self.trained
+        return self.copy is not None or self.trained or self.orphan is not None
 
 
 def parse_payload(body: bytes) -> dict[str, Any]:
-    """A webhook body (already verified) as a snapshot of a training or a prediction."""
-    try:
-        payload = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise BadRequest("The webhook body is not JSON", code="invalid_json") from None
-    if not isinstance(payload, dict) or not isinstance(payload.get("status"), str):
-        raise BadRequest("The webhook body is not a Replicate object", code="invalid_payload")
-    if not isinstance(payload.get("id"), str) or not REPLICATE_ID.fullmatch(payload["id"]):
-        raise BadRequest("The webhook body has no valid id", code="invalid_payload")
-    return payload
+    """A webhook body (already verified) as a snapshot of a training or a prediction, safe for
+    every rule and column below (lib/sync/snapshots.py)."""
+    return snapshots.from_webhook(body)
 
 
 def record_webhook(
@@ -63,13 +53,15 @@ def record_webhook(
         ).fetchone()
         if first is None:
             delivery = Delivery("duplicate")
-        elif training_runs.is_training(conn, payload["id"], run_hint):
-            applied = training_runs.apply_snapshot(conn, payload, run_id=run_hint)
+        elif (recorded := training_runs.is_training(conn, payload["id"], run_hint)) is not None:
+            outcome, applied = orphans.apply_training(
+                conn, payload, run_id=run_hint, recorded=recorded
+            )
             trained = applied is not None and applied.status == "succeeded"
-            delivery = Delivery("applied" if applied else "unchanged", trained=trained)
+            delivery = _delivery(outcome, "training", payload, trained=trained)
         elif generation := generations.find_generation(conn, payload["id"], generation_hint):
-            changed, copy = generations.apply_prediction(conn, generation, payload)
-            delivery = Delivery("applied" if changed else "unchanged", copy=copy)
+            outcome, copy = orphans.apply_prediction(conn, generation, payload)
+            delivery = _delivery(outcome, "prediction", payload, copy=copy)
         else:
             delivery = Delivery("unknown")
     logger.info(
@@ -92,5 +84,14 @@ def follow_up(conn: psycopg.Connection, delivery: Delivery, *, clients: "Clients
             )
         if delivery.trained:
             weights.archive_next(conn, replicate=clients.replicate, storage=clients.storage)
+        if delivery.orphan:
+            kind, object_id = delivery.orphan
+            orphans.cancel(clients.replicate, object_id, kind=kind)
     except ApiError as error:
         logger.warning("webhook follow-up failed code=%s", error.code)
+
+
+def _delivery(outcome: str, kind: str, payload: dict[str, Any], **follow_up: Any) -> Delivery:
+    if outcome == "cancel":
+        return Delivery("canceled", orphan=(kind, payload["id"]))
+    return Delivery(outcome, **follow_up)

@@ -10,7 +10,7 @@ from lib.accounts import user_models
 from lib.adapters.clients import Clients
 from lib.errors import ApiError
 from lib.settings import Settings
-from lib.sync import polling
+from lib.sync import orphans, polling
 from lib.sync.statuses import TERMINAL_RANK
 
 logger = logging.getLogger(__name__)
@@ -39,6 +39,11 @@ def get_progress(
     if quiet:
         _check_quiet_run(conn, quiet[0], settings, clients)
         row = user_models.find_model(conn, user_id=user_id, model_id=model_id)
+    elif _may_have_orphan(row) and orphans.claim_search(
+        conn, row["run_id"], after_seconds=settings.progress_poll_seconds
+    ):
+        _look_for_orphan(conn, str(row["run_id"]), clients)
+        row = user_models.find_model(conn, user_id=user_id, model_id=model_id)
     model = user_models.model_json(row)
     steps = user_models.training_steps(row)
     return {"status": model["status"], "progress": model["progress"], **steps, "model": model}
@@ -63,3 +68,21 @@ def _check_quiet_run(
         logger.warning("quiet run not checked run=%s code=%s", run["id"], error.code)
         return
     polling.check_training(conn, run, replicate=replicate, settings=settings)
+
+
+def _may_have_orphan(row: dict[str, Any]) -> bool:
+    # The claim decides (its time window, once per interval); this spares its round trip on
+    # the polls of every other model.
+    return row["create_unanswered"] and row["replicate_training_id"] is None
+
+
+def _look_for_orphan(conn: psycopg.Connection, run_id: str, clients: Clients) -> None:
+    """Start gave up on Replicate's create lately: adopt the training if it exists after all."""
+    try:
+        replicate = clients.replicate
+        training = orphans.training_of_run(replicate, run_id)
+    except ApiError as error:  # the webhook or the cron finds it later
+        logger.warning("orphan search failed run=%s code=%s", run_id, error.code)
+        return
+    if training and orphans.apply_training(conn, training, run_id=run_id)[0] == "cancel":
+        orphans.cancel(replicate, training["id"], kind="training")

@@ -11,13 +11,13 @@ from psycopg.types.json import Jsonb
 
 from lib.accounts import quotas, spend
 from lib.adapters.storage.keys import user_prefix
-from lib.errors import ApiError, BadGateway, BadRequest, Conflict, Unprocessable
+from lib.errors import BadGateway, BadRequest, Conflict, Unprocessable
 from lib.settings import RECORDED_ONLY_PARAMETERS, TRAINING_INPUT_DEFAULTS, Settings
-from lib.sync import upstream
+from lib.sync import snapshots, upstream
 from lib.sync.callbacks import replicate_webhook_url
 from lib.sync.statuses import TERMINAL_RANK
-from lib.sync.training_runs import MAX_URL_LENGTH, apply_snapshot, end_run
-from lib.training import trainer_inputs
+from lib.sync.training_runs import MAX_URL_LENGTH, apply_snapshot
+from lib.training import start_failures, trainer_inputs
 
 if TYPE_CHECKING:  # both pull in httpx; the progress function must not pay for it
     from lib.adapters.replicate import Replicate
@@ -141,29 +141,41 @@ def launch_run(
     storage: "Storage",
     settings: Settings,
 ) -> str:
-    """Build and store the ZIP, then start the run on Replicate; any failure fails the run."""
+    """Build and store the ZIP, then start the run on Replicate; any failure ends the run."""
+    created = None
     try:
         zip_url = _store_zip(conn, run, storage, settings.face_min_share)
         destination = replicate.ensure_model(f"sselfie-{run.trigger_word}")
-        snapshot = replicate.create_training(
-            destination=destination,
-            training_input={
-                **trainer_inputs.training_input(replicate, settings),
-                "trigger_word": run.trigger_word,
-                "input_images": zip_url,
-            },
-            webhook=replicate_webhook_url(settings, run=run.id),
+        created = snapshots.from_object(
+            replicate.create_training(
+                destination=destination,
+                training_input={
+                    **trainer_inputs.training_input(replicate, settings),
+                    "trigger_word": run.trigger_word,
+                    "input_images": zip_url,
+                },
+                webhook=replicate_webhook_url(settings, run=run.id),
+            )
         )
-    except ApiError as error:
-        end_run(conn, run.id, status="failed", error=error.message)
-        raise
-    conn.execute(
-        "UPDATE user_models SET replicate_model_id = %s WHERE id = %s", (destination, run.model_id)
-    )
-    if apply_snapshot(conn, snapshot, run_id=run.id) is None:
-        _cancel_if_ended_meanwhile(conn, run.id, snapshot["id"], replicate)
-    logger.info("training started run=%s training=%s", run.id, snapshot["id"])
-    return snapshot["id"]
+        conn.execute(
+            "UPDATE user_models SET replicate_model_id = %s WHERE id = %s",
+            (destination, run.model_id),
+        )
+        if apply_snapshot(conn, created, run_id=run.id) is None:
+            _cancel_if_ended_meanwhile(conn, run.id, created["id"], replicate)
+    except Exception as error:
+        answer = start_failures.end_failed_start(
+            run.id,
+            error,
+            zip_key=zip_key(run),
+            created=created,
+            replicate=replicate,
+            storage=storage,
+            settings=settings,
+        )
+        raise answer from (None if answer is error else error)
+    logger.info("training started run=%s training=%s", run.id, created["id"])
+    return created["id"]
 
 
 def _started_with_key(conn, user_id: str, key: str) -> StartedTraining | None:
@@ -268,13 +280,20 @@ def reserve_spend(
     spend.reserve_training(conn, user_id=user_id, run_id=run_id, steps=steps, settings=settings)
 
 
+def zip_key(run: PendingRun) -> str:
+    """Where a run's training ZIP is stored (its run id in the name: lib/sync/orphans.py)."""
+    return f"{user_prefix(run.user_id)}/trainings/{run.id}.zip"
+
+
 def _store_zip(
     conn: psycopg.Connection, run: PendingRun, storage: "Storage", min_face_share: float
 ) -> str:
     # Here, not at the top: the progress function imports this module and never builds a ZIP.
     from lib.intake.dataset import DatasetError, SourceImage, zip_chunks
 
-    key = f"{user_prefix(run.user_id)}/trainings/{run.id}.zip"
+    key = zip_key(run)
+    # Recorded before the upload: whatever happens next, the cron can delete what was stored.
+    conn.execute("UPDATE training_runs SET zip_key = %s WHERE id = %s", (key, run.id))
     sources = [SourceImage(u["filename"], u["storage_key"]) for u in run.uploads]
     chunks = zip_chunks(sources, storage, min_face_share=min_face_share)
     try:

@@ -6,6 +6,7 @@ import logging
 import threading
 
 import jwt
+from jwt.algorithms import has_crypto
 
 from lib.errors import ConfigError, ServiceUnavailable, Unauthorized
 from lib.settings import Settings
@@ -20,9 +21,10 @@ MAX_SUBJECT_LENGTH = 255
 # as its secret) or `alg: none` must never verify.
 JWKS_ALGORITHMS = ["RS256", "ES256"]
 JWKS_CACHE_SECONDS = 300
-# An unknown `kid` refetches the key set at most this often, so forged kids cannot make every
-# request call the identity provider.
-JWKS_REFRESH_COOLDOWN_SECONDS = 60
+# An unknown `kid` refetches the key set at most this often (the jose library's default), so
+# forged kids cannot make every request call the identity provider, and a rotated key is honoured
+# within 30 s.
+JWKS_REFRESH_COOLDOWN_SECONDS = 30
 JWKS_TIMEOUT_SECONDS = 5
 
 _jwks_clients: dict[str, jwt.PyJWKClient] = {}
@@ -73,6 +75,8 @@ def _verified_claims(token: str, settings: Settings) -> dict:
 
 def _jwks_key(token: str, url: str) -> jwt.PyJWK:
     """The IdP's public key named by the token's `kid` (the key set is cached per process)."""
+    if not has_crypto:  # left out of requirements.txt unless asked for: see README
+        raise ConfigError("AUTH_JWKS_URL needs PyJWT[crypto] in requirements.txt")
     header = jwt.get_unverified_header(token)
     kid = header.get("kid")
     if header.get("alg") not in JWKS_ALGORITHMS or not isinstance(kid, str) or not kid:

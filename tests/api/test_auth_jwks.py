@@ -6,10 +6,12 @@ import hmac
 import json
 import threading
 import time
+import types
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import jwt
+import jwt.jwks_client
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -187,6 +189,35 @@ def test_a_rotated_key_is_fetched_once_the_refresh_cooldown_has_passed(
     assert too_soon.status_code == 401
     assert after == [200] * 5
     assert idp.fetches == 2  # the first fetch, then exactly one refresh for the new kid
+
+
+def test_a_rotated_key_is_honoured_30_seconds_after_the_last_fetch(api, idp, rsa_key, monkeypatch):
+    ahead = [0.0]  # the JWKS client's clock, moved forward without waiting
+    clock = types.SimpleNamespace(monotonic=lambda: time.monotonic() + ahead[0])
+    monkeypatch.setattr(jwt.jwks_client, "time", clock)
+    assert call(api, rsa_key.token()).status_code == 200
+    new_key = SigningKey("RS256")
+    idp.keys = [new_key]
+
+    ahead[0] = 29.0
+    too_soon = call(api, new_key.token()).status_code
+    ahead[0] = 30.5
+    after = call(api, new_key.token()).status_code
+
+    assert (too_soon, after) == (401, 200)
+    assert idp.fetches == 2
+
+
+def test_a_jwks_without_cryptography_installed_says_how_to_add_it(api, idp, rsa_key, monkeypatch):
+    monkeypatch.setattr(lib.web.auth, "has_crypto", False)  # as requirements.txt installs PyJWT
+
+    response = call(api, rsa_key.token())
+
+    assert response.status_code == 503
+    assert response.json() == {
+        "error": "AUTH_JWKS_URL needs PyJWT[crypto] in requirements.txt",
+        "code": "config_missing",
+    }
 
 
 def test_forged_kids_do_not_make_the_app_refetch_the_key_set(api, idp, rsa_key):

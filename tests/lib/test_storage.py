@@ -1,6 +1,7 @@
 """Every storage backend keeps the same promises (local folder, Blob through the SDK, S3)."""
 
 import hashlib
+import sys
 
 import httpx
 import pytest
@@ -102,4 +103,12 @@ def test_s3_without_credentials_is_reported_by_name(s3_env):
     storage = get_storage(settings)
 
     with pytest.raises(ConfigError, match="AWS_ACCESS_KEY_ID"):
+        storage.put("t/x.bin", b"x", "application/octet-stream")
+
+
+def test_s3_without_boto3_installed_says_to_add_it(s3_env, monkeypatch):
+    monkeypatch.setitem(sys.modules, "boto3", None)  # as in a deployment built without it
+    storage = get_storage(load_settings(s3_env))
+
+    with pytest.raises(ConfigError, match=r"add boto3 to requirements\.txt"):
         storage.put("t/x.bin", b"x", "application/octet-stream")

@@ -38,8 +38,13 @@ class S3Storage:
     def client(self) -> Any:
         """The boto3 S3 client, built on first use."""
         if self._client is None:
-            import boto3
-            from botocore.config import Config
+            try:
+                import boto3
+                from botocore.config import Config
+            except ImportError:  # requirements.txt leaves it out: only this backend needs it
+                raise ConfigError(
+                    "STORAGE_BACKEND is s3 but boto3 is missing: add boto3 to requirements.txt"
+                ) from None
 
             settings = self._settings
             # A custom endpoint (MinIO, R2, a local server) is addressed by path: the bucket
