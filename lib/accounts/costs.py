@@ -7,7 +7,6 @@ REPLICATE_PRICES overrides or adds hardware.
 """
 
 import json
-import math
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
@@ -32,6 +31,9 @@ PUBLISHED_PRICES: dict[str, float] = {
 TRAINER_HARDWARE = {"ostris/flux-dev-lora-trainer": "gpu-h100"}
 # "Flux fine-tunes run on H100s" (replicate.com/pricing): the trained models' default.
 MODEL_HARDWARE = "gpu-h100"
+# Bounds that keep costs within Decimal's precision: no job runs 115 days, no GPU costs $1000/s.
+MAX_BILLED_SECONDS = 10_000_000
+MAX_USD_PER_SECOND = 1000
 
 
 def parse_prices(raw: str | None) -> dict[str, float]:
@@ -44,7 +46,8 @@ def parse_prices(raw: str | None) -> dict[str, float]:
         raise ConfigError(f"REPLICATE_PRICES is not valid JSON: {exc.msg}") from None
     if not isinstance(overrides, dict) or not all(_is_price(v) for v in overrides.values()):
         raise ConfigError(
-            'REPLICATE_PRICES must be a JSON object of USD per second, like {"gpu-h100": 0.001525}'
+            "REPLICATE_PRICES must be a JSON object of USD per second (0 to 1000),"
+            ' like {"gpu-h100": 0.001525}'
         )
     return {**PUBLISHED_PRICES, **{str(k): float(v) for k, v in overrides.items()}}
 
@@ -67,7 +70,7 @@ def billed_seconds(metrics: Any) -> float | None:
     seconds = metrics.get("predict_time") if isinstance(metrics, dict) else None
     if isinstance(seconds, bool) or not isinstance(seconds, int | float):
         return None
-    return float(seconds) if math.isfinite(seconds) and seconds >= 0 else None
+    return float(seconds) if 0 <= seconds <= MAX_BILLED_SECONDS else None
 
 
 def cost_usd(seconds: float, usd_per_second: Decimal) -> Decimal:
@@ -84,6 +87,5 @@ def _is_price(value: Any) -> bool:
     return (
         isinstance(value, int | float)
         and not isinstance(value, bool)
-        and math.isfinite(value)
-        and value >= 0
+        and 0 <= value <= MAX_USD_PER_SECOND
     )

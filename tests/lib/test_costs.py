@@ -27,7 +27,15 @@ def test_replicate_prices_override_and_add_hardware():
 
 
 @pytest.mark.parametrize(
-    "value", ["{not json", "[0.001]", '{"gpu-h100": "cheap"}', '{"gpu-h100": -1}', '{"x": true}']
+    "value",
+    [
+        "{not json",
+        "[0.001]",
+        '{"gpu-h100": "cheap"}',
+        '{"gpu-h100": -1}',
+        '{"x": true}',
+        '{"x": 1e400}',
+    ],
 )
 def test_a_malformed_price_table_is_refused_by_name(value):
     with pytest.raises(ConfigError, match="REPLICATE_PRICES"):
@@ -51,7 +59,10 @@ def test_the_cost_is_replicates_predict_time_at_the_hardwares_price():
     assert costs.cost_usd(seconds, Decimal("0.001525")) == Decimal("2.554284")
 
 
-@pytest.mark.parametrize("metrics", [None, {}, {"predict_time": "12"}, {"predict_time": -1}])
+@pytest.mark.parametrize(
+    "metrics",
+    [None, {}, {"predict_time": "12"}, {"predict_time": -1}, {"predict_time": 1e300}, [1.0]],
+)
 def test_metrics_without_billed_seconds_give_none(metrics):
     assert costs.billed_seconds(metrics) is None
 
