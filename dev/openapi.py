@@ -88,6 +88,17 @@ def schemas() -> dict[str, Any]:
         "items": {"type": "string", "minLength": 1, **_text(start.MAX_URL_LENGTH)},
         "description": "URLs of the caller's own uploads; the same URL twice counts once",
     }
+    left_out = {
+        "type": "array",
+        "items": _object(
+            {
+                "url": {"type": "string"},
+                "filename": {"type": "string"},
+                "reason": {"type": "string"},
+            }
+        ),
+        "description": "Photos sent but not trained on, and why (unusable, or another person)",
+    }
     return {
         "Error": _object(
             {
@@ -112,6 +123,10 @@ def schemas() -> dict[str, Any]:
                 "createdAt": timestamp,
                 "startedAt": _nullable(timestamp),
                 "completedAt": _nullable(timestamp),
+                "trainerVersion": _nullable(
+                    {"type": "string", "description": "The trainer version the latest run used"}
+                ),
+                "leftOut": left_out,
                 "costUsd": {**cost, "description": "The sum of its training runs' costs"},
             }
         ),
@@ -140,6 +155,7 @@ def schemas() -> dict[str, Any]:
                 "trainingId": {"type": "string"},
                 "triggerWord": {"type": "string", "pattern": "^user[0-9]{8}$"},
                 "status": {"const": "starting"},
+                "leftOut": left_out,
             }
         ),
         "Uploads": _object(

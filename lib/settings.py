@@ -21,6 +21,9 @@ TRAINING_INPUT_DEFAULTS: dict[str, object] = {
     "resolution": "512,768,1024",
     "autocaption": True,
     "learning_rate": 0.0004,
+    # Each caption starts by naming the trigger word and who it is (filled per run; sent only
+    # when the trainer version has the input; TRAINING_INPUT may change it, or "" for none).
+    "autocaption_prefix": "a photo of {trigger_word}, {subject}, ",
 }
 # Recorded with each run's parameters but never sent: the trainer has no such input.
 RECORDED_ONLY_PARAMETERS: dict[str, object] = {"num_repeats": 10}

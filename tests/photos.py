@@ -7,9 +7,16 @@ sample photos.
 """
 
 import io
+import os
 import struct
+import subprocess
+import sys
+import tarfile
 import zlib
+from functools import cache
+from pathlib import Path
 
+import pytest
 from PIL import ExifTags, Image, ImageCms, ImageDraw
 from pillow_heif import register_heif_opener
 
@@ -234,3 +241,53 @@ def cat() -> bytes:
 def landscape() -> bytes:
     """A cup of coffee on a table, scaled to 900×600: no face at all."""
     return encode(sample_photo("coffee", 1.5), "JPEG", quality=90)
+
+
+# --- real photos of other people, from a package on PyPI ---------------------------------------
+
+# The face-recognition 1.3.0 source package's tests/test_images: three photos of Barack Obama
+# (obama.jpg, obama2.jpg, obama3.jpg) and one of Joe Biden (biden.jpg). Fetched with pip into a
+# cache outside the repository; never committed.
+PACKAGE = "face-recognition==1.3.0"
+PACKAGE_CACHE = Path(
+    os.environ.get("SSELFIE_PHOTO_CACHE", Path.home() / ".cache" / "sselfie" / "photos")
+)
+
+
+def package_photo(name: str) -> bytes:
+    """A real face photo from the package (the test is skipped, saying why, without PyPI)."""
+    with tarfile.open(_package_archive()) as archive:
+        member = archive.extractfile(f"face_recognition-1.3.0/tests/test_images/{name}")
+        assert member is not None
+        return member.read()
+
+
+@cache
+def _package_archive() -> Path:
+    found = sorted(PACKAGE_CACHE.glob("face_recognition-1.3.0.tar.gz"))
+    if found:
+        return found[0]
+    command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps"]
+    command += ["--no-binary", ":all:", PACKAGE, "-d", str(PACKAGE_CACHE)]
+    try:
+        subprocess.run(command, check=True, capture_output=True, timeout=300)
+    except (subprocess.SubprocessError, OSError) as error:
+        pytest.skip(f"the real face photos of {PACKAGE} could not be downloaded: {error}")
+    return PACKAGE_CACHE / "face_recognition-1.3.0.tar.gz"
+
+
+def variant(data: bytes, change: str) -> bytes:
+    """A photo as a phone might spoil it, re-encoded as a JPEG: `blurred` (a Gaussian blur of
+    radius 8 at 1024 px), `dark` (15 % of the light) or `overexposed` (1.8× the light)."""
+    from PIL import ImageEnhance, ImageFilter
+
+    picture = Image.open(io.BytesIO(data)).convert("RGB")
+    if change == "blurred":
+        scale = 1024 / min(picture.size)
+        picture = picture.resize((round(picture.width * scale), round(picture.height * scale)))
+        picture = picture.filter(ImageFilter.GaussianBlur(8))
+    elif change == "dark":
+        picture = ImageEnhance.Brightness(picture).enhance(0.15)
+    else:
+        picture = ImageEnhance.Brightness(picture).enhance(1.8)
+    return encode(picture, "JPEG", quality=90)

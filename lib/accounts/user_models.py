@@ -29,6 +29,7 @@ MODEL_WITH_LATEST_RUN = """
     SELECT m.*, r.id AS run_id, r.status AS run_status, r.status_rank, r.progress, r.error,
            r.replicate_training_id, r.started_at, r.completed_at, r.last_event_at,
            r.last_polled_at, r.step, r.total_steps, r.eta_seconds, r.create_unanswered,
+           r.trainer_version, r.left_out,
            (SELECT sum(cost_usd) FROM training_runs WHERE model_id = m.id) AS cost_usd
     FROM user_models m
     JOIN LATERAL (
@@ -110,6 +111,8 @@ def model_json(row: dict[str, Any]) -> dict[str, Any]:
         "createdAt": iso(row["created_at"]),
         "startedAt": iso(row["started_at"]),
         "completedAt": iso(row["completed_at"]),
+        "trainerVersion": row["trainer_version"],  # the trainer version the latest run used
+        "leftOut": row["left_out"],  # photos sent but not trained on: url, filename, reason
         "costUsd": usd_json(row["cost_usd"]),
     }
 

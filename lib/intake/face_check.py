@@ -14,7 +14,7 @@ thread-safe) serves every request behind a lock: only the upload and start funct
 """
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +51,8 @@ class FaceVerdict:
     faces: int  # faces that count (background faces left out)
     share: float | None  # the largest face's box side / the picture's short side
     reason: str | None  # why the photo is not usable; None when it is
+    # The face that counts, when one does (compare=False: a verdict is its count, share, reason).
+    box: tuple[float, float, float, float] | None = field(default=None, compare=False, repr=False)
 
     @property
     def usable(self) -> bool:
@@ -68,7 +70,8 @@ def check(picture: "Image.Image", min_share: float) -> FaceVerdict:
     share = round(largest / min(picture.size), 3)
     if counted > 1:
         return FaceVerdict(counted, share, f"{counted} faces")
-    return FaceVerdict(1, share, None if share >= min_share else TOO_SMALL)
+    box = max(faces, key=lambda face: face.side).box
+    return FaceVerdict(1, share, None if share >= min_share else TOO_SMALL, box)
 
 
 def detect(picture: "Image.Image") -> list[Face]:

@@ -12,7 +12,7 @@ from functools import cache
 from typing import IO, TYPE_CHECKING
 
 from lib.errors import BadRequest
-from lib.intake import face_check
+from lib.intake import face_check, sharpness
 from lib.intake.face_check import FaceVerdict
 
 if TYPE_CHECKING:  # Pillow is imported only by the functions that decode
@@ -86,10 +86,14 @@ def refusal_error(refused: list[ImageRefused]) -> BadRequest:
 
 def check_image(data: bytes, name: str, *, min_face_share: float) -> ImageInfo:
     """Decode the whole file to prove it (JPEGs at a reduced DCT scale, which still reads every
-    byte), then run the face check on the picture as it is seen."""
+    byte), then run the face check on the picture as it is seen, and judge its face's focus and
+    light."""
     image, info = decode(io.BytesIO(data), name, short_side=FACE_CHECK_SIDE)
     try:
-        verdict = face_check.check(turned(image, orientation(image)), min_face_share)
+        picture = turned(image, orientation(image))
+        verdict = face_check.check(picture, min_face_share)
+        if verdict.usable and verdict.box:
+            verdict = replace(verdict, reason=sharpness.problem(picture, verdict.box))
     finally:
         image.close()
     return replace(info, faces=verdict)

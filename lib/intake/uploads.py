@@ -40,7 +40,7 @@ class Upload:
     faces: int | None  # None only for uploads recorded before the face check existed
     faceShare: float | None
     usable: bool | None
-    reason: str | None  # why it is not usable: "no face found", "2 faces", "face too small"
+    reason: str | None  # why not usable: "no face found", "2 faces", "face too small", "blurry: …"
 
 
 def selfies_prefix(user_id: str) -> str:

@@ -19,6 +19,7 @@ from lib.training.start import (
     launch_run,
     reserve_spend,
     run_parameters,
+    same_person,
 )
 
 if TYPE_CHECKING:
@@ -82,10 +83,11 @@ def retry_training(
         )
     # Checked against the trainer's schema before the run is written (503 config_invalid).
     parameters = run_parameters(settings, replicate)
-    run = _insert_pending_run(conn, row, uploads, parameters, settings)
+    same = same_person(uploads, storage)
+    run = _insert_pending_run(conn, row, same.kept, parameters, settings, same.left_out)
     training_id = launch_run(conn, run, replicate=replicate, storage=storage, settings=settings)
     logger.info("training retried model=%s run=%s", run.model_id, run.id)
-    return StartedTraining(run.model_id, training_id, run.trigger_word)
+    return StartedTraining(run.model_id, training_id, run.trigger_word, run.left_out)
 
 
 def _cancel_upstream(conn: psycopg.Connection, run_id: Any, replicate: "Replicate") -> None:
@@ -133,19 +135,21 @@ def _insert_pending_run(
     uploads: list[dict[str, Any]],
     parameters: dict[str, object],
     settings: Settings,
+    left_out: list[dict[str, str]],
 ) -> PendingRun:
     try:
         with conn.transaction():
             # A retry costs a training like a start does; both count against the same limit.
             quotas.reserve_training(conn, model["user_id"], settings.training_daily_limit)
             run = conn.execute(
-                "INSERT INTO training_runs (model_id, user_id, parameters, upload_ids)"
-                " VALUES (%s, %s, %s, %s) RETURNING id",
+                "INSERT INTO training_runs (model_id, user_id, parameters, upload_ids, left_out)"
+                " VALUES (%s, %s, %s, %s, %s) RETURNING id",
                 (
                     model["id"],
                     model["user_id"],
                     Jsonb(parameters),
                     [u["id"] for u in uploads],
+                    Jsonb(left_out),
                 ),
             ).fetchone()
             reserve_spend(conn, model["user_id"], run["id"], parameters, settings)
@@ -153,5 +157,11 @@ def _insert_pending_run(
         # training_runs_one_active_per_user: another retry or start got there first.
         raise Conflict("A training is already in progress", code="training_in_progress") from None
     return PendingRun(
-        str(run["id"]), str(model["id"]), model["user_id"], model["trigger_word"], uploads
+        str(run["id"]),
+        str(model["id"]),
+        model["user_id"],
+        model["trigger_word"],
+        model["gender"],
+        uploads,
+        left_out,
     )

@@ -3,7 +3,8 @@
 import logging
 import re
 import secrets
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -12,6 +13,7 @@ from psycopg.types.json import Jsonb
 from lib.accounts import quotas, spend
 from lib.adapters.storage.keys import user_prefix
 from lib.errors import BadGateway, BadRequest, Conflict, Unprocessable
+from lib.intake import identity
 from lib.settings import RECORDED_ONLY_PARAMETERS, TRAINING_INPUT_DEFAULTS, Settings
 from lib.sync import snapshots, upstream
 from lib.sync.callbacks import replicate_webhook_url
@@ -66,14 +68,16 @@ class StartedTraining:
     model_id: str
     training_id: str
     trigger_word: str
+    left_out: list[dict[str, str]] = field(default_factory=list)  # url, filename, reason
 
-    def as_json(self) -> dict[str, str]:
+    def as_json(self) -> dict[str, Any]:
         """The 201 body of POST /api/training/start."""
         return {
             "modelId": self.model_id,
             "trainingId": self.training_id,
             "triggerWord": self.trigger_word,
             "status": "starting",
+            "leftOut": self.left_out,
         }
 
 
@@ -104,16 +108,32 @@ def start_training(
         earlier = _started_with_key(conn, user_id, idempotency_key)
         if earlier:
             return earlier
-    uploads = _callers_uploads(conn, user_id, request.image_urls)
+    uploads, unusable = _callers_uploads(conn, user_id, request.image_urls)
     # Checked against the trainer's schema before anything is written (503 config_invalid).
     parameters = run_parameters(settings, replicate)
+    same = same_person(uploads, storage, unusable=unusable)
     run = _insert_pending_run(
-        conn, user_id, request, uploads, parameters, idempotency_key, settings
+        conn,
+        user_id,
+        request,
+        same.kept,
+        parameters,
+        idempotency_key,
+        settings,
+        unusable + same.left_out,
     )
     if isinstance(run, StartedTraining):
         return run
     training_id = launch_run(conn, run, replicate=replicate, storage=storage, settings=settings)
-    return StartedTraining(run.model_id, training_id, run.trigger_word)
+    return StartedTraining(run.model_id, training_id, run.trigger_word, run.left_out)
+
+
+def same_person(
+    uploads: list[dict[str, Any]], storage: "Storage", *, unusable: Sequence[dict[str, str]] = ()
+) -> identity.SamePerson:
+    """The photos showing the person most of them show (400 when that is not clear, or fewer
+    than 5 remain, naming those and the `unusable` ones); run before anything is written."""
+    return identity.same_person(uploads, storage=storage, min_images=MIN_IMAGES, unusable=unusable)
 
 
 def run_parameters(settings: Settings, replicate: "Replicate") -> dict[str, object]:
@@ -130,7 +150,9 @@ class PendingRun:
     model_id: str
     user_id: str
     trigger_word: str
+    gender: str | None  # names the subject in the captions' prefix
     uploads: list[dict[str, Any]]  # selfie_uploads rows: id, url, storage_key, filename
+    left_out: list[dict[str, str]] = field(default_factory=list)  # photos sent but not trained on
 
 
 def launch_run(
@@ -146,14 +168,19 @@ def launch_run(
     try:
         zip_url = _store_zip(conn, run, storage, settings.face_min_share)
         destination = replicate.ensure_model(f"sselfie-{run.trigger_word}")
+        conn.execute(
+            "UPDATE training_runs SET trainer_version = %s WHERE id = %s",
+            (replicate.trainer_version(), run.id),
+        )
         created = snapshots.from_object(
             replicate.create_training(
                 destination=destination,
-                training_input={
-                    **trainer_inputs.training_input(replicate, settings),
-                    "trigger_word": run.trigger_word,
-                    "input_images": zip_url,
-                },
+                training_input=trainer_inputs.for_run(
+                    trainer_inputs.training_input(replicate, settings),
+                    trigger_word=run.trigger_word,
+                    gender=run.gender,
+                    input_images=zip_url,
+                ),
                 webhook=replicate_webhook_url(settings, run=run.id),
             )
         )
@@ -180,7 +207,8 @@ def launch_run(
 
 def _started_with_key(conn, user_id: str, key: str) -> StartedTraining | None:
     row = conn.execute(
-        "SELECT r.model_id, r.replicate_training_id, r.status, r.error, m.trigger_word"
+        "SELECT r.model_id, r.replicate_training_id, r.status, r.error, r.left_out,"
+        " m.trigger_word"
         " FROM training_runs r"
         " JOIN user_models m ON m.id = r.model_id"
         " WHERE r.user_id = %s AND r.idempotency_key = %s",
@@ -192,12 +220,17 @@ def _started_with_key(conn, user_id: str, key: str) -> StartedTraining | None:
         raise Conflict(f"That request failed: {row['error']}", code="request_failed")
     if row["replicate_training_id"] is None:
         raise Conflict("That request is still being processed", code="request_in_progress")
-    return StartedTraining(str(row["model_id"]), row["replicate_training_id"], row["trigger_word"])
+    return StartedTraining(
+        str(row["model_id"]), row["replicate_training_id"], row["trigger_word"], row["left_out"]
+    )
 
 
-def _callers_uploads(conn, user_id: str, urls: list[str]) -> list[dict[str, Any]]:
-    """The caller's usable uploads for these URLs, each distinct picture once (by sha256);
-    photos the face check found unusable are left out, and named when fewer than 5 remain."""
+def _callers_uploads(
+    conn, user_id: str, urls: list[str]
+) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """The caller's usable uploads for these URLs, each distinct picture once (by sha256), and
+    the photos the face check found unusable (url, filename, reason): those are left out, and
+    named when fewer than 5 usable ones remain."""
     rows = conn.execute(
         "SELECT id, url, storage_key, filename, sha256, usable, unusable_reason"
         " FROM selfie_uploads WHERE user_id = %s AND url = ANY(%s)",
@@ -218,21 +251,24 @@ def _callers_uploads(conn, user_id: str, urls: list[str]) -> list[dict[str, Any]
     # usable is NULL for uploads older than the face check: the ZIP builder checks those.
     usable = [row for row in distinct.values() if row["usable"] is not False]
     unusable = [
-        f"{row['filename']}: {row['unusable_reason']}"
+        {"url": row["url"], "filename": row["filename"], "reason": row["unusable_reason"]}
         for row in distinct.values()
         if row["usable"] is False
     ]
     if unusable:
         logger.info("unusable photos left out user=%s count=%s", user_id, len(unusable))
     if len(usable) < MIN_IMAGES:  # the URLs were distinct: duplicates or unusable photos
+        named = duplicates + [f"{item['filename']}: {item['reason']}" for item in unusable]
         raise BadRequest(
-            f"At least 5 training images are required ({'; '.join(duplicates + unusable)})",
+            f"At least 5 training images are required ({'; '.join(named)})",
             code="not_enough_images",
         )
-    return usable
+    return usable, unusable
 
 
-def _insert_pending_run(conn, user_id, request, uploads, parameters, idempotency_key, settings):
+def _insert_pending_run(
+    conn, user_id, request, uploads, parameters, idempotency_key, settings, left_out
+):
     """The model and its pending run, committed before anything is called upstream."""
     for _ in range(5):
         trigger_word = f"user{secrets.randbelow(10**8):08d}"
@@ -246,18 +282,27 @@ def _insert_pending_run(conn, user_id, request, uploads, parameters, idempotency
                 ).fetchone()
                 run = conn.execute(
                     "INSERT INTO training_runs"
-                    " (model_id, user_id, parameters, upload_ids, idempotency_key)"
-                    " VALUES (%s, %s, %s, %s, %s) RETURNING id, model_id",
+                    " (model_id, user_id, parameters, upload_ids, idempotency_key, left_out)"
+                    " VALUES (%s, %s, %s, %s, %s, %s) RETURNING id, model_id",
                     (
                         model["id"],
                         user_id,
                         Jsonb(parameters),
                         [u["id"] for u in uploads],
                         idempotency_key,
+                        Jsonb(left_out),
                     ),
                 ).fetchone()
                 reserve_spend(conn, user_id, run["id"], parameters, settings)
-            return PendingRun(str(run["id"]), str(run["model_id"]), user_id, trigger_word, uploads)
+            return PendingRun(
+                str(run["id"]),
+                str(run["model_id"]),
+                user_id,
+                trigger_word,
+                request.gender,
+                uploads,
+                left_out,
+            )
         except psycopg.errors.UniqueViolation as error:
             # Which invariant held tells us what to answer; the database decided, not a read.
             constraint = error.diag.constraint_name

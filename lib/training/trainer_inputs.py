@@ -21,6 +21,16 @@ logger = logging.getLogger(__name__)
 # Sent with every training (the ZIP and the model's trigger word): a trainer without them cannot
 # train a model that answers to its trigger word.
 SENT_WITH_EVERY_RUN = ("input_images", "trigger_word")
+CAPTION_PREFIX = "autocaption_prefix"
+# The subject class a caption names, from the model's free-text gender (anything else: a person).
+SUBJECTS = {
+    "female": "a woman",
+    "woman": "a woman",
+    "f": "a woman",
+    "male": "a man",
+    "man": "a man",
+    "m": "a man",
+}
 _TYPES: dict[str, tuple[type, ...]] = {
     "integer": (int,),
     "number": (int, float),
@@ -41,6 +51,20 @@ def training_input(replicate: "Replicate", settings: Settings) -> dict[str, obje
     return checked_input(
         replicate.trainer_schema(), settings.full_training_input(), trainer=trainer
     )
+
+
+def for_run(
+    accepted: Mapping[str, object], *, trigger_word: str, gender: str | None, input_images: str
+) -> dict[str, object]:
+    """The input of one run: the accepted configured inputs, its trigger word and ZIP, and the
+    captions' prefix with {trigger_word} and {subject} (from `gender`) filled in (none if "")."""
+    run_input = {**accepted, "trigger_word": trigger_word, "input_images": input_images}
+    prefix = run_input.pop(CAPTION_PREFIX, None)
+    if prefix:
+        subject = SUBJECTS.get((gender or "").strip().lower(), "a person")
+        filled = str(prefix).replace("{trigger_word}", trigger_word).replace("{subject}", subject)
+        run_input[CAPTION_PREFIX] = filled
+    return run_input
 
 
 def checked_input(

@@ -124,3 +124,51 @@ def test_the_schema_is_fetched_once_per_trainer_version(api, stack, trainer_vers
 
     fetched = [r for r in stack.replicate.requests if r.method == "GET" and r.path.endswith(vid)]
     assert len(fetched) == 1
+
+
+def without(name: str) -> dict:
+    """The trainer's schema without one input."""
+    schema = copy.deepcopy(fx.trainer_openapi_schema())
+    del schema["components"]["schemas"]["TrainingInput"]["properties"][name]
+    return schema
+
+
+@pytest.mark.parametrize(
+    ("gender", "subject"), [("woman", "a woman"), ("Male", "a man"), (None, "a person")]
+)
+def test_captions_begin_with_the_trigger_word_and_who_it_is(api, stack, user, gender, subject):
+    urls = upload_selfies(api, user)
+
+    body = start_training(api, user, urls, gender=gender).json()
+
+    sent = sent_input(stack, body["trainingId"])
+    assert sent["autocaption_prefix"] == f"a photo of {body['triggerWord']}, {subject}, "
+
+
+def test_a_trainer_without_a_caption_prefix_gets_none(api, stack, user, trainer_version):
+    urls = upload_selfies(api, user)
+    trainer_version(without("autocaption_prefix"))
+
+    response = start_training(api, user, urls)
+
+    assert response.status_code == 201, response.text
+    assert "autocaption_prefix" not in sent_input(stack, response.json()["trainingId"])
+
+
+@pytest.mark.parametrize(
+    ("configured", "expected"),
+    [
+        ('{"autocaption_prefix": "portrait of {trigger_word}, "}', "portrait of {}, "),
+        ('{"autocaption_prefix": ""}', None),
+    ],
+)
+def test_the_caption_prefix_is_configured_through_training_input(
+    api, stack, user, configure, configured, expected
+):
+    urls = upload_selfies(api, user)
+    configure(TRAINING_INPUT=configured)
+
+    body = start_training(api, user, urls).json()
+
+    sent = sent_input(stack, body["trainingId"]).get("autocaption_prefix")
+    assert sent == (expected.format(body["triggerWord"]) if expected else None)

@@ -68,6 +68,7 @@ def test_the_trainer_receives_exactly_the_contracts_input(api, user, stack):
         "autocaption": True,
         "learning_rate": 0.0004,
         "trigger_word": body["triggerWord"],
+        "autocaption_prefix": f"a photo of {body['triggerWord']}, a woman, ",
     }
     assert zip_url.endswith(".zip")
     assert sent["destination"].endswith(f"/sselfie-{body['triggerWord']}")

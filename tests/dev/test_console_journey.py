@@ -145,3 +145,29 @@ def test_selfies_can_be_dropped_or_chosen(page, stack, how):
         )
 
     expect(page.locator("#thumbs img")).to_have_count(3)
+
+
+def test_the_console_names_spoiled_photos_and_the_stranger_left_out(page, dev_stack):
+    from playwright.sync_api import expect
+
+    from tests import photos
+
+    page.goto(dev_stack.url + "/")
+    page.fill("#user", f"likeness-{uuid.uuid4().hex[:8]}")
+    page.click("#signin-button")
+    chosen = [(f"me{i}.jpg", jpeg(i)) for i in range(5)]
+    chosen += [("blurred.jpg", photos.variant(jpeg(5), "blurred"))]
+    chosen += [("biden.jpg", photos.package_photo("biden.jpg"))]
+    files = [{"name": name, "mimeType": "image/jpeg", "buffer": data} for name, data in chosen]
+    page.set_input_files("#files", files)
+    page.click("#upload-button")
+    expect(page.locator("#status")).to_contain_text(
+        "Not usable: blurred.jpg (blurry: the face is not sharp enough to learn from)."
+    )
+
+    page.click("#start-button")
+    expect(page.locator("#model")).to_contain_text(
+        "biden.jpg (not the same person as the other photos)", timeout=WAIT_MS
+    )
+    expect(page.locator("#model")).to_contain_text("trainer version")
+    screenshot(page, "5-likeness")
