@@ -167,11 +167,13 @@ def launch_run(
     created = None
     try:
         zip_url = _store_zip(conn, run, storage, settings.face_min_share)
-        destination = replicate.ensure_model(f"sselfie-{run.trigger_word}")
+        # Recorded before Replicate is asked to create anything, so no database write sits
+        # between creating the destination model and creating the training.
         conn.execute(
             "UPDATE training_runs SET trainer_version = %s WHERE id = %s",
             (replicate.trainer_version(), run.id),
         )
+        destination = replicate.ensure_model(f"sselfie-{run.trigger_word}")
         created = snapshots.from_object(
             replicate.create_training(
                 destination=destination,

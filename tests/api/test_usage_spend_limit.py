@@ -10,7 +10,7 @@ from psycopg.rows import dict_row
 
 from lib.accounts import spend
 from lib.settings import get_settings
-from tests.api.test_costs import account, generate, model_json, trained
+from tests.api.test_usage_costs import account, generate, model_json, trained
 from tests.helpers import start_training, started, upload_selfies
 
 
