@@ -26,7 +26,9 @@ def start_local_stack(**variables: str) -> LocalStack:
     get_settings.cache_clear()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
     data_dir = Path(tempfile.mkdtemp(prefix="sselfie-bench-"))
-    return start_stack(os.environ, data_dir=data_dir, walk_trainings=False)
+    return start_stack(
+        os.environ, data_dir=data_dir, walk_trainings=False, receive_app_events=False
+    )
 
 
 def new_training(api: httpx.Client) -> tuple[User, dict]:

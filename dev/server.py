@@ -10,7 +10,8 @@ Dev-only routes, answered only when no function matches (none exist on Vercel): 
 `/_dev/token?user=` a dev user's token, `/_dev/stack` what is real and what is simulated,
 `/_dev/blob/<pathname>` an object of the simulated Blob store (whose https URLs a browser cannot
 reach), `/_local_storage/<key>` an object of the `local` storage backend, `/_dev/samples/<n>.jpg`
-sample selfie n (a real face photo, see dev/samples.py).
+sample selfie n (a real face photo, see dev/samples.py), `/_dev/app-events` the events the app
+would receive (when `make dev` receives its own: APP_WEBHOOK_URL unset).
 """
 
 import importlib.util
@@ -19,7 +20,7 @@ import mimetypes
 import re
 import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, unquote
@@ -33,6 +34,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONSOLE_PAGE = Path(__file__).with_name("console.html")
 OPENAPI_DOCUMENT = PROJECT_ROOT / "openapi.json"  # written by `python -m dev.openapi`
 ENTRYPOINT_NAMES = ("app", "application", "handler")
+APP_EVENTS_PATH = "/_dev/app-events"
 # Query values that are secrets: Vercel's protection bypass rides on webhook URLs.
 SECRET_QUERY = re.compile(r"(x-vercel-protection-bypass=)[^&\s\"]*")
 
@@ -110,12 +112,16 @@ class VercelRouter:
         token_secret: str | None,
         parts: dict[str, str] | None = None,
         blob_emulator_url: str | None = None,
+        app_receiver: Callable | None = None,
     ) -> None:
         self.routes = routes
+        self.app_receiver = app_receiver
         self.storage_dir = storage_dir
         self.token_secret = token_secret
         self.parts = parts or {}
         self.blob_emulator_url = blob_emulator_url
+        self._busy = 0
+        self._idle = threading.Condition()
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
@@ -123,8 +129,27 @@ class VercelRouter:
             match = route.pattern.match(path)
             if match:
                 _add_params(environ, route, match)
-                return route.wsgi_app()(environ, start_response)
+                with self._idle:
+                    self._busy += 1
+                try:
+                    body = route.wsgi_app()(environ, start_response)
+                except BaseException:
+                    self._done()
+                    raise
+                return _Tracked(body, self._done)
+        if path == APP_EVENTS_PATH and self.app_receiver:
+            return self.app_receiver(environ, start_response)
         return self._dev_page(Request(environ))(environ, start_response)
+
+    def wait_idle(self, timeout: float = 5.0) -> bool:
+        """Block until no function is answering or doing its work after the answer."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._busy == 0, timeout)
+
+    def _done(self) -> None:
+        with self._idle:
+            self._busy -= 1
+            self._idle.notify_all()
 
     def _dev_page(self, request: Request) -> Response:
         if request.path == "/":
@@ -187,6 +212,23 @@ def _add_params(environ: dict, route: Route, match: re.Match[str]) -> None:
 
 def _json(body: dict, status: int = 200) -> Response:
     return Response(json.dumps(body), status=status, mimetype="application/json")
+
+
+class _Tracked:
+    """A function's body whose close() (the work after the answer included) ends its request."""
+
+    def __init__(self, body: Iterable[bytes], done: Callable[[], None]) -> None:
+        self.body, self.done = body, done
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.body)
+
+    def close(self) -> None:
+        try:
+            if hasattr(self.body, "close"):
+                self.body.close()
+        finally:
+            self.done()
 
 
 class RedactingRequestHandler(WSGIRequestHandler):

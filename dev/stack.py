@@ -3,6 +3,7 @@
 `make dev` and the test suite both start it, so the tests exercise what a newcomer runs.
 """
 
+import base64
 import os
 import secrets
 from collections.abc import MutableMapping
@@ -11,7 +12,8 @@ from pathlib import Path
 
 from werkzeug.serving import BaseWSGIServer
 
-from dev.server import PROJECT_ROOT, VercelRouter, discover_routes, serve
+from dev.app_receiver import AppReceiver
+from dev.server import APP_EVENTS_PATH, PROJECT_ROOT, VercelRouter, discover_routes, serve
 from lib.settings import public_base_url
 
 DEV_JWT_SECRET = "sselfie-dev-secret-not-for-production"
@@ -25,6 +27,7 @@ class LocalStack:
     server: BaseWSGIServer
     replicate: object | None = None  # dev.replicate_emulator.ReplicateEmulator when simulated
     blob: object | None = None  # dev.blob_emulator.BlobEmulator when simulated
+    app_receiver: AppReceiver | None = None  # when the stack receives its own app events
     _closers: list = field(default_factory=list)
 
     def close(self) -> None:
@@ -52,10 +55,13 @@ def start_stack(
     data_dir: Path = PROJECT_ROOT / ".data",
     walk_trainings: bool = True,
     training_seconds: tuple[float, float] = (2.0, 20.0),
+    receive_app_events: bool = True,
 ) -> LocalStack:
     """Start simulators for what `env` leaves unset, write their settings into env, serve api/.
 
-    `training_seconds` is how long a simulated training stays starting, then processing.
+    `training_seconds` is how long a simulated training stays starting, then processing. With
+    `receive_app_events` and APP_WEBHOOK_URL unset, the stack is its own app: events go to
+    /_dev/app-events, which the dev console shows.
     """
     parts: dict[str, str] = {}
     closers: list = []
@@ -77,10 +83,24 @@ def start_stack(
         blob_emulator_url=blob.url if blob else None,
     )
     server = serve(router, port)
+    if replicate is not None:
+        replicate.receiver_idle = router.wait_idle
     url = f"http://127.0.0.1:{server.port}"
     if not public_base_url(env):  # with Vercel's variables set, callbacks go where they say
         env["PUBLIC_BASE_URL"] = url
-    return LocalStack(url, env["DATABASE_URL"], parts, server, replicate, blob, closers)
+    if receive_app_events and not env.get("APP_WEBHOOK_URL"):
+        router.app_receiver = _app_receiver(env, parts, url)
+    return LocalStack(
+        url, env["DATABASE_URL"], parts, server, replicate, blob, router.app_receiver, closers
+    )
+
+
+def _app_receiver(env, parts, url: str) -> AppReceiver:
+    secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+    env["APP_WEBHOOK_URL"] = url + APP_EVENTS_PATH
+    env["APP_WEBHOOK_SECRET"] = secret
+    parts["App events"] = f"received here at {APP_EVENTS_PATH} (shown in the dev console)"
+    return AppReceiver(secret)
 
 
 def _replicate(env, parts, closers, walk_trainings: bool, training_seconds: tuple[float, float]):

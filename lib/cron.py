@@ -15,6 +15,7 @@ import psycopg
 from psycopg import sql
 
 from lib.accounts import deletion
+from lib.app_events import delivery, outbox
 from lib.errors import ApiError
 from lib.settings import Settings
 from lib.sync import generations, orphans, polling, weights
@@ -41,7 +42,8 @@ ZIP_RECLAIM_MINUTES = 15
 WEBHOOK_EVENTS_KEPT_HOURS = 24
 # Seconds into a run after which each stage claims no more work: the function (maxDuration
 # 300 s) finishes what it holds; the rest waits for the next run.
-CHECKS_UNTIL, WEIGHTS_UNTIL, ZIPS_UNTIL = 60, 200, 240
+CHECKS_UNTIL, WEIGHTS_UNTIL, ZIPS_UNTIL, EVENTS_UNTIL = 60, 200, 240, 270
+EVENTS_PER_BATCH = 10
 NEVER_STARTED_ERROR = {
     "training_runs": "The training never reached Replicate: its start was interrupted; retry it",
     "generations": "The generation never reached Replicate: its request was interrupted",
@@ -63,6 +65,8 @@ SUMMARY_KEYS = (
     "zipsDeleted",
     "deletionsFinished",
     "webhookEventsPruned",
+    "eventsSent",
+    "eventsFailed",
 )
 
 
@@ -109,6 +113,13 @@ def reconcile(
         conn, storage=storage, replicate=replicate
     )
     summary["webhookEventsPruned"] = _prune_webhook_events(conn)
+    while within(EVENTS_UNTIL) and settings.app_webhook_url:
+        sent = delivery.send_due(conn, settings=settings, limit=EVENTS_PER_BATCH)
+        if not any(sent.values()):
+            break
+        summary["eventsSent"] += sent["sent"]
+        summary["eventsFailed"] += sent["failed"]
+    outbox.prune(conn)
     logger.info("reconciled %s", " ".join(f"{k}={v}" for k, v in summary.items()))
     return dict(summary)
 

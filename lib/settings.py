@@ -1,5 +1,7 @@
 """Configuration: one frozen dataclass built from the environment, once per process."""
 
+import base64
+import binascii
 import ipaddress
 import json
 import os
@@ -36,6 +38,7 @@ _SECRETS = (
     "CRON_SECRET",
     "BLOB_READ_WRITE_TOKEN",
     "AWS_SECRET_ACCESS_KEY",
+    "APP_WEBHOOK_SECRET",
 )
 _PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -79,6 +82,8 @@ class Settings:
     trainer_hardware: str = "gpu-h100"
     model_hardware: str = costs.MODEL_HARDWARE
     monthly_spend_limit_usd: Decimal | None = None
+    app_webhook_url: str | None = None  # where the app receives our events; None: no events
+    app_webhook_secret: str | None = None
 
     def callback_url(self, path: str, **params: str) -> str | None:
         """The public URL Replicate or Blob should call back, or None when nothing can reach us."""
@@ -103,6 +108,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     blob_token = env.get("BLOB_READ_WRITE_TOKEN")
     trainer_model = env.get("REPLICATE_TRAINER_MODEL", "ostris/flux-dev-lora-trainer")
     prices = costs.parse_prices(env.get("REPLICATE_PRICES"))
+    app_webhook_url, app_webhook_secret = _app_webhook(env)
     return Settings(
         database_url=env.get("DATABASE_URL"),
         replicate_api_token=env.get("REPLICATE_API_TOKEN"),
@@ -146,6 +152,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         ),
         model_hardware=_hardware(env, "REPLICATE_MODEL_HARDWARE", costs.MODEL_HARDWARE, prices),
         monthly_spend_limit_usd=_usd(env, "MONTHLY_SPEND_LIMIT_USD"),
+        app_webhook_url=app_webhook_url,
+        app_webhook_secret=app_webhook_secret,
     )
 
 
@@ -175,6 +183,29 @@ def _webhook_secret(env: Mapping[str, str]) -> str | None:
     if secret is not None and not secret.startswith("whsec_"):
         raise ConfigError("REPLICATE_WEBHOOK_SECRET must start with whsec_")
     return secret
+
+
+def _app_webhook(env: Mapping[str, str]) -> tuple[str | None, str | None]:
+    url, secret = env.get("APP_WEBHOOK_URL"), env.get("APP_WEBHOOK_SECRET")
+    if url is None and secret is None:
+        return None, None
+    if url is None or secret is None:
+        missing = "APP_WEBHOOK_URL" if url is None else "APP_WEBHOOK_SECRET"
+        raise ConfigError(f"{missing} must be set with the other APP_WEBHOOK_* variable")
+    parts = _split(url, "APP_WEBHOOK_URL")
+    secure = parts.scheme == "https" or (parts.scheme == "http" and is_loopback_url(url))
+    if not parts.hostname or not secure:
+        raise ConfigError("APP_WEBHOOK_URL must be an https:// URL (http:// only to loopback)")
+    if not secret.startswith("whsec_") or not _is_base64(secret.removeprefix("whsec_")):
+        raise ConfigError("APP_WEBHOOK_SECRET must be whsec_ followed by a base64 key")
+    return url, secret
+
+
+def _is_base64(value: str) -> bool:
+    try:
+        return bool(base64.b64decode(value, validate=True))
+    except binascii.Error:
+        return False
 
 
 def _jwks_url(env: Mapping[str, str]) -> str | None:

@@ -1,6 +1,8 @@
 """The real stack for every test: PostgreSQL, the Replicate and Blob emulators, the router."""
 
+import base64
 import os
+import secrets
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -11,6 +13,8 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
+from dev.app_receiver import AppReceiver
+from dev.server import serve
 from dev.stack import LocalStack, embedded_postgres, start_stack
 from lib.settings import get_settings
 from tests.helpers import User, conforms_to_openapi
@@ -47,6 +51,8 @@ PROJECT_VARIABLES = (
     "AWS_REGION",
     "AWS_DEFAULT_REGION",
     "AWS_PROFILE",
+    "APP_WEBHOOK_URL",
+    "APP_WEBHOOK_SECRET",
 )
 
 
@@ -60,7 +66,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         url = os.environ.get("TEST_DATABASE_URL") or embedded_postgres(_shared_temp_dir())
         patch.setenv("DATABASE_URL", url)
         get_settings.cache_clear()
-        local = start_stack(os.environ, data_dir=data_dir, walk_trainings=False)
+        local = start_stack(
+            os.environ, data_dir=data_dir, walk_trainings=False, receive_app_events=False
+        )
         yield local
         local.close()
         get_settings.cache_clear()
@@ -140,6 +148,20 @@ def configure(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ca
     yield apply
     monkeypatch.undo()
     get_settings.cache_clear()
+
+
+@pytest.fixture
+def app_receiver(configure):
+    """The app: a real HTTP server on loopback that verifies and keeps our events."""
+    secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+    app = AppReceiver(secret)
+    server = serve(app)
+    configure(
+        APP_WEBHOOK_URL=f"http://127.0.0.1:{server.port}/events",
+        APP_WEBHOOK_SECRET=secret,
+    )
+    yield app
+    server.shutdown()
 
 
 def _shared_temp_dir() -> Path:

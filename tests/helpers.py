@@ -164,3 +164,12 @@ def open_files_under(folder: Path) -> list[str]:
         except OSError:  # the listing's own descriptor, closed by now
             continue
     return [target for target in targets if target.startswith(f"{folder}/")]
+
+
+def eventually(probe, timeout=15):
+    """probe()'s first truthy answer, asked until `timeout` seconds have passed."""
+    deadline = time.monotonic() + timeout
+    while not (answer := probe()):
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+    return answer

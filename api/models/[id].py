@@ -2,6 +2,7 @@
 
 from lib.accounts import deletion, user_models
 from lib.adapters import database
+from lib.app_events.sender import send_due_events
 from lib.settings import get_settings
 from lib.web.auth import authenticate
 from lib.web.http import Request, Response, endpoint, json_response
@@ -36,4 +37,4 @@ def _delete(settings, user_id: str, model_id: str) -> Response:
     return json_response(*deletion.outcome(done))
 
 
-app = endpoint(model, "GET", "DELETE")
+app = endpoint(model, "GET", "DELETE", after=send_due_events)

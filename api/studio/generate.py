@@ -2,6 +2,7 @@
 
 from lib.adapters import database
 from lib.adapters.replicate import Replicate
+from lib.app_events.sender import send_due_events
 from lib.settings import get_settings
 from lib.studio import generate
 from lib.web.auth import authenticate
@@ -25,4 +26,4 @@ def post(request: Request) -> Response:
     return json_response({"generation": generation}, status=201)
 
 
-app = endpoint(post, "POST")
+app = endpoint(post, "POST", after=send_due_events)

@@ -2,6 +2,7 @@
 
 from lib.adapters import database
 from lib.adapters.clients import Clients
+from lib.app_events.sender import send_due_events
 from lib.settings import get_settings
 from lib.studio import generate
 from lib.web.auth import authenticate
@@ -20,4 +21,4 @@ def generations(request: Request) -> Response:
     return json_response({"generations": rows})
 
 
-app = endpoint(generations, "GET")
+app = endpoint(generations, "GET", after=send_due_events)

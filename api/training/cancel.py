@@ -2,6 +2,7 @@
 
 from lib.adapters import database
 from lib.adapters.replicate import Replicate
+from lib.app_events.sender import send_due_events
 from lib.settings import get_settings
 from lib.training import cancel_retry
 from lib.web.auth import authenticate
@@ -21,4 +22,4 @@ def cancel(request: Request) -> Response:
     return json_response({"model": model})
 
 
-app = endpoint(cancel, "POST")
+app = endpoint(cancel, "POST", after=send_due_events)

@@ -2,6 +2,7 @@
 
 from lib.adapters import database
 from lib.adapters.clients import Clients
+from lib.app_events.sender import send_due_events
 from lib.settings import get_settings
 from lib.training import progress
 from lib.web.auth import authenticate
@@ -20,4 +21,4 @@ def get(request: Request) -> Response:
     return json_response(body)
 
 
-app = endpoint(get, "GET")
+app = endpoint(get, "GET", after=send_due_events)

@@ -3,6 +3,7 @@
 from lib.adapters import database
 from lib.adapters.clients import get_storage
 from lib.adapters.replicate import Replicate
+from lib.app_events.sender import send_due_events
 from lib.settings import get_settings
 from lib.training import cancel_retry
 from lib.web.auth import authenticate
@@ -27,4 +28,4 @@ def retry(request: Request) -> Response:
     return json_response(started.as_json(), status=201)
 
 
-app = endpoint(retry, "POST")
+app = endpoint(retry, "POST", after=send_due_events)

@@ -3,6 +3,7 @@
 from lib.adapters import database
 from lib.adapters.clients import get_storage
 from lib.adapters.replicate import Replicate
+from lib.app_events.sender import send_due_events
 from lib.settings import get_settings
 from lib.training import start
 from lib.web.auth import authenticate
@@ -29,4 +30,4 @@ def post(request: Request) -> Response:
     return json_response(started.as_json(), status=201)
 
 
-app = endpoint(post, "POST")
+app = endpoint(post, "POST", after=send_due_events)

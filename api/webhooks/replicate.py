@@ -3,6 +3,7 @@
 from lib.adapters import database
 from lib.adapters.clients import Clients
 from lib.adapters.signatures import verify_replicate
+from lib.app_events.sender import send_due_events
 from lib.settings import get_settings
 from lib.sync import webhooks
 from lib.web.http import Request, Response, endpoint, json_response
@@ -26,9 +27,10 @@ def replicate_webhook(request: Request) -> Response:
             run_hint=request.args.get("run"),
             generation_hint=request.args.get("generation"),
         )
-        if delivery.has_follow_up:
-            webhooks.follow_up(conn, delivery, clients=clients)
-    return json_response({"received": True, "outcome": delivery.outcome})
+    response = json_response({"received": True, "outcome": delivery.outcome})
+    if delivery.has_follow_up:  # images or weights to copy: after Replicate has its answer
+        response.after(lambda: webhooks.follow_up(delivery, settings=settings, clients=clients))
+    return response
 
 
-app = endpoint(replicate_webhook, "POST", max_body=BODY_LIMIT)
+app = endpoint(replicate_webhook, "POST", max_body=BODY_LIMIT, after=send_due_events)

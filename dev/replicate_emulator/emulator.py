@@ -9,6 +9,7 @@ import secrets
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -63,6 +64,8 @@ class ReplicateEmulator(_ModelRoutes, _JobRoutes, _Walker, _WebhookSender):
         self.trainer_version = TRAINER_VERSION
         self.url = ""
         self.drop_webhooks = False
+        # The local stack's router: lets tests wait for work a webhook leaves after its answer.
+        self.receiver_idle: Callable[[float], bool] | None = None
         self.requests: list[RecordedRequest] = []
         self.deliveries: list[Delivery] = []
         self._lock = threading.RLock()
@@ -230,9 +233,11 @@ class ReplicateEmulator(_ModelRoutes, _JobRoutes, _Walker, _WebhookSender):
         return self._post(original.url, original.headers, original.body, event, id, attempt)
 
     def wait_for_deliveries(self, timeout: float = 5.0) -> bool:
-        """Block until queued webhook sends and scheduled retries are done."""
+        """Block until queued webhook sends and scheduled retries are done (and, when the
+        receiver told us how, until it has finished the work it does after answering)."""
         with self._send_cv:
-            return self._send_cv.wait_for(lambda: self._pending == 0, timeout)
+            sent = self._send_cv.wait_for(lambda: self._pending == 0, timeout)
+        return sent and (self.receiver_idle is None or self.receiver_idle(timeout))
 
     # --- HTTP dispatch -----------------------------------------------------------------------
 

@@ -9,11 +9,11 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from lib.accounts import quotas, spend, user_models
-from lib.accounts.costs import usd_json
 from lib.adapters import database
 from lib.adapters.clients import Clients
 from lib.errors import ApiError, BadRequest, Conflict, Unprocessable
 from lib.settings import Settings
+from lib.studio.gallery import generation_json
 from lib.sync import generations, polling, snapshots
 from lib.sync.callbacks import replicate_webhook_url
 from lib.sync.statuses import TERMINAL_RANK
@@ -29,23 +29,6 @@ GALLERY_LIMIT = 100
 ASPECT_RATIOS = ("1:1", "16:9", "21:9", "3:2", "2:3", "4:5", "5:4", "3:4", "4:3", "9:16", "9:21")
 OUTPUT_FORMATS = ("webp", "jpg", "png")
 MAX_SEED = 2**32 - 1
-# The body's names -> the fine-tuned version's input names (replicate-api.md §5).
-INPUT_NAMES = {
-    "numOutputs": "num_outputs",
-    "aspectRatio": "aspect_ratio",
-    "outputFormat": "output_format",
-    "loraScale": "lora_scale",
-    "seed": "seed",
-}
-# Replicate's prediction states; `pending` (written before Replicate was called) shows as starting.
-PUBLIC_STATUS = {
-    "pending": "starting",
-    "starting": "starting",
-    "processing": "processing",
-    "succeeded": "succeeded",
-    "failed": "failed",
-    "canceled": "canceled",
-}
 
 
 @dataclass(frozen=True)
@@ -92,19 +75,87 @@ def generate(
     settings: Settings,
 ) -> dict[str, Any]:
     """Record the generation, then start a prediction on the model's own trained version."""
-    model = user_models.find_model(conn, user_id=user_id, model_id=request.model_id)
+    model = ready_model(conn, user_id=user_id, model_id=request.model_id)
+    prediction_input = with_model(model, request.prompt, request.options)
+    hardware = _reported_hardware(replicate, model["replicate_model_id"])
+    with conn.transaction():
+        # In the same transaction: a reservation and its generation are written together or not.
+        quotas.reserve_generation(
+            conn, user_id, settings.generation_daily_limit, prediction_input["num_outputs"]
+        )
+        generation = insert_pending(conn, model, prediction_input)
+        spend.reserve_generation(
+            conn,
+            user_id=user_id,
+            generation_id=generation["id"],
+            prediction_input=prediction_input,
+            hardware=hardware,
+            settings=settings,
+        )
+    start_prediction(conn, generation, model, replicate=replicate, settings=settings)
+    return generation_json(_generation(conn, generation["id"]))
+
+
+def _reported_hardware(replicate: "Replicate", model_ref: str) -> str | None:
+    """The hardware Replicate reports for the trained model; None (the configured default)
+    when it reports none or cannot be asked now."""
+    try:
+        return replicate.model_hardware(model_ref)
+    except ApiError as error:
+        logger.warning("model hardware unknown model=%s code=%s", model_ref, error.code)
+        return None
+
+
+def ready_model(conn: psycopg.Connection, *, user_id: str, model_id: str) -> dict[str, Any]:
+    """The caller's model with its trained version; 404 as any other, 409 until trained."""
+    model = user_models.find_model(conn, user_id=user_id, model_id=model_id)
     if model["run_status"] != "succeeded" or not model["replicate_version_id"]:
         raise Conflict("The model has not finished training", code="model_not_ready")
-    prompt = with_trigger_word(request.prompt, model["trigger_word"])
-    prediction_input = {"prompt": prompt, **request.options}
-    hardware = _reported_hardware(replicate, model["replicate_model_id"])
-    generation = _insert_pending(conn, user_id, model["id"], prediction_input, hardware, settings)
+    return model
+
+
+def with_model(model: dict[str, Any], prompt: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The prediction input for a prompt: the model's trigger word in it once, then options."""
+    return {"prompt": with_trigger_word(prompt, model["trigger_word"]), **options}
+
+
+def insert_pending(
+    conn: psycopg.Connection,
+    model: dict[str, Any],
+    prediction_input: dict[str, Any],
+    *,
+    pack_run_id: Any = None,
+) -> dict[str, Any]:
+    """The pending generation (committed, with its reservation, before Replicate is called)."""
+    return conn.execute(
+        "INSERT INTO generations (model_id, user_id, prompt, input, pack_run_id)"
+        " VALUES (%s, %s, %s, %s, %s) RETURNING id, user_id, input, status_rank",
+        (
+            model["id"],
+            model["user_id"],
+            prediction_input["prompt"],
+            Jsonb(prediction_input),
+            pack_run_id,
+        ),
+    ).fetchone()
+
+
+def start_prediction(
+    conn: psycopg.Connection,
+    generation: dict[str, Any],
+    model: dict[str, Any],
+    *,
+    replicate: "Replicate",
+    settings: Settings,
+) -> None:
+    """Start the pending generation's prediction on the model's version; on failure the
+    generation fails and the error to answer with is raised."""
     snapshot = None
     try:
         snapshot = snapshots.from_object(
             replicate.create_prediction(
                 version=f"{model['replicate_model_id']}:{model['replicate_version_id']}",
-                prediction_input=prediction_input,
+                prediction_input=generation["input"],
                 webhook=replicate_webhook_url(settings, generation=str(generation["id"])),
             )
         )
@@ -113,7 +164,6 @@ def generate(
         answer = _end_failed_generate(generation["id"], error, snapshot, settings)
         raise answer from (None if answer is error else error)
     logger.info("generation started generation=%s prediction=%s", generation["id"], snapshot["id"])
-    return generation_json(_generation(conn, generation["id"]))
 
 
 def list_generations(
@@ -130,62 +180,6 @@ def list_generations(
         _poll(conn, claimed, clients)
         rows = _generations(conn, model["id"])
     return [generation_json(row) for row in rows]
-
-
-def generation_json(row: dict[str, Any]) -> dict[str, Any]:
-    """A generation as the frontend reads it; `images` are our storage's URLs, never Replicate's."""
-    given = row["input"]
-    return {
-        "id": str(row["id"]),
-        "modelId": str(row["model_id"]),
-        "prompt": row["prompt"],
-        "status": PUBLIC_STATUS[row["status"]],
-        "error": row["error"],
-        "images": list(row["output_urls"]),
-        "createdAt": user_models.iso(row["created_at"]),
-        "completedAt": user_models.iso(row["completed_at"]),
-        "input": {name: given.get(input_name) for name, input_name in INPUT_NAMES.items()},
-        "costUsd": usd_json(row["cost_usd"]),
-    }
-
-
-def _insert_pending(
-    conn: psycopg.Connection,
-    user_id: str,
-    model_id: Any,
-    prediction_input: dict[str, Any],
-    hardware: str | None,
-    settings: Settings,
-) -> dict[str, Any]:
-    """The pending generation, committed before Replicate is called."""
-    images = prediction_input["num_outputs"]
-    with conn.transaction():
-        # In the same transaction: a reservation and its generation are written together or not.
-        quotas.reserve_generation(conn, user_id, settings.generation_daily_limit, images)
-        generation = conn.execute(
-            "INSERT INTO generations (model_id, user_id, prompt, input)"
-            " VALUES (%s, %s, %s, %s) RETURNING id, user_id, input, status_rank",
-            (model_id, user_id, prediction_input["prompt"], Jsonb(prediction_input)),
-        ).fetchone()
-        spend.reserve_generation(
-            conn,
-            user_id=user_id,
-            generation_id=generation["id"],
-            prediction_input=prediction_input,
-            hardware=hardware,
-            settings=settings,
-        )
-        return generation
-
-
-def _reported_hardware(replicate: "Replicate", model_ref: str) -> str | None:
-    """The hardware Replicate reports for the trained model; None (the configured default)
-    when it reports none or cannot be asked now."""
-    try:
-        return replicate.model_hardware(model_ref)
-    except ApiError as error:
-        logger.warning("model hardware unknown model=%s code=%s", model_ref, error.code)
-        return None
 
 
 def _poll(conn: psycopg.Connection, prediction_ids: list[str], clients: Clients) -> None:

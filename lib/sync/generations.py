@@ -18,7 +18,9 @@ from urllib.parse import urlsplit
 import psycopg
 
 from lib.accounts import spend
+from lib.adapters.database import atomic, atomically
 from lib.adapters.storage.keys import user_prefix
+from lib.app_events import state_changes
 from lib.errors import ApiError
 from lib.sync.statuses import STATUS_RANK, TERMINAL_RANK, ranked
 from lib.sync.training_runs import uuid_or_none
@@ -58,6 +60,7 @@ def find_generation(
     ).fetchone()
 
 
+@atomically  # the state change and what follows it are written together
 def apply_prediction(
     conn: psycopg.Connection, generation: dict[str, Any], snapshot: dict[str, Any]
 ) -> tuple[bool, PendingCopy | None]:
@@ -103,9 +106,12 @@ def apply_prediction(
         return False, None
     if STATUS_RANK[snapshot["status"]] == TERMINAL_RANK:  # Replicate's final state: billed
         spend.settle_generation(conn, generation["id"], snapshot.get("metrics"))
+    if rank == TERMINAL_RANK:
+        state_changes.generation_ended(conn, generation["id"])
     return row["moved"], copy
 
 
+@atomically
 def end_generation(
     conn: psycopg.Connection,
     generation_id: Any,
@@ -124,6 +130,7 @@ def end_generation(
     ).fetchone()
     if row is not None:
         spend.settle_generation(conn, generation_id, None)
+        state_changes.generation_ended(conn, generation_id)
     return row is not None
 
 
@@ -151,19 +158,22 @@ def copy_outputs(
         logger.warning("copy failed generation=%s code=%s", copy.generation_id, error.code)
         storage.delete([s.key for s in stored])
         return False
-    done = conn.execute(
-        "UPDATE generations SET status = 'succeeded', status_rank = %s, output_keys = %s,"
-        " output_urls = %s, completed_at = now(), last_event_at = now(),"
-        " copy_claimed_at = NULL"
-        " WHERE id = %s AND status_rank < %s RETURNING id",
-        (
-            TERMINAL_RANK,
-            [s.key for s in stored],
-            [s.url for s in stored],
-            copy.generation_id,
-            TERMINAL_RANK,
-        ),
-    ).fetchone()
+    with atomic(conn):  # the state change and what follows it are written together
+        done = conn.execute(
+            "UPDATE generations SET status = 'succeeded', status_rank = %s, output_keys = %s,"
+            " output_urls = %s, completed_at = now(), last_event_at = now(),"
+            " copy_claimed_at = NULL"
+            " WHERE id = %s AND status_rank < %s RETURNING id",
+            (
+                TERMINAL_RANK,
+                [s.key for s in stored],
+                [s.url for s in stored],
+                copy.generation_id,
+                TERMINAL_RANK,
+            ),
+        ).fetchone()
+        if done is not None:
+            state_changes.generation_ended(conn, copy.generation_id)
     if done is None:  # ended (or deleted) while we copied: its images are nobody's
         storage.delete([s.key for s in stored])
         return False

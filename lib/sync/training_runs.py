@@ -14,6 +14,8 @@ from typing import Any
 import psycopg
 
 from lib.accounts import spend
+from lib.adapters.database import atomically
+from lib.app_events import state_changes
 from lib.sync import snapshots
 from lib.sync.statuses import STATUS_RANK, TERMINAL_RANK, ranked
 from lib.sync.trainer_logs import TrainerProgress, logs_tail, parse_progress
@@ -35,6 +37,7 @@ class Applied:
     progress: int
 
 
+@atomically  # the state change and the app's event are written together
 def apply_snapshot(
     conn: psycopg.Connection, snapshot: dict[str, Any], *, run_id: str | None = None
 ) -> Applied | None:
@@ -97,9 +100,12 @@ def apply_snapshot(
     if row["status"] == "succeeded":
         output = snapshot.get("output")
         _record_trained_version(conn, row["model_id"], output if isinstance(output, dict) else {})
+    if STATUS_RANK[row["status"]] == TERMINAL_RANK:
+        state_changes.training_ended(conn, row["id"])
     return Applied(str(row["id"]), str(row["model_id"]), row["status"], row["progress"])
 
 
+@atomically
 def end_run(
     conn: psycopg.Connection,
     run_id: Any,
@@ -121,6 +127,7 @@ def end_run(
     ).fetchone()
     if row is not None:
         spend.settle_training(conn, run_id, None)
+        state_changes.training_ended(conn, row["id"])
     return row is not None
 
 

@@ -6,7 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
+from lib.adapters import database
 from lib.errors import ApiError
+from lib.settings import Settings
 from lib.sync import generations, orphans, snapshots, training_runs, weights
 
 if TYPE_CHECKING:
@@ -74,9 +76,14 @@ def record_webhook(
     return delivery
 
 
-def follow_up(conn: psycopg.Connection, delivery: Delivery, *, clients: "Clients") -> None:
-    """The network work a delivery leaves (copying images or weights), done outside its
-    transaction; a failure is logged and left to the polls and the cron."""
+def follow_up(delivery: Delivery, *, settings: Settings, clients: "Clients") -> None:
+    """The network work a delivery leaves (copying images or weights), done once Replicate has
+    its answer; a failure is logged and left to the polls and the cron."""
+    with database.connect(settings) as conn:
+        _follow_up(conn, delivery, clients)
+
+
+def _follow_up(conn: psycopg.Connection, delivery: Delivery, clients: "Clients") -> None:
     try:
         if delivery.copy:
             generations.copy_outputs(

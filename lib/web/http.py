@@ -8,7 +8,7 @@ function that takes uploads.
 
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -127,12 +127,41 @@ class Response:
     body: bytes
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
+    later: list[Callable[[], None]] = field(default_factory=list)
+
+    def after(self, work: Callable[[], None]) -> "Response":
+        """Run `work` once this response has been sent (its failure is only logged)."""
+        self.later.append(work)
+        return self
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         status_line = f"{self.status} {STATUS_TEXT.get(self.status, 'Unknown')}"
         headers = [*self.headers.items(), ("Content-Length", str(len(self.body)))]
         start_response(status_line, headers)
-        return [self.body]
+        return _SentBody(self.body, self.later) if self.later else [self.body]
+
+
+class _SentBody:
+    """The body as a WSGI iterable whose close() runs the work meant for after the answer.
+
+    Every WSGI server calls close() once the body is written: Vercel's runtime (vc_init) after
+    flushing it and before it reports the invocation's end, so the instance lives until the
+    work is done; `make dev`'s server and waitress likewise, after the client has the answer.
+    """
+
+    def __init__(self, body: bytes, work: list[Callable[[], None]]) -> None:
+        self.body = body
+        self.work = work
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self.body
+
+    def close(self) -> None:
+        for work in self.work:
+            try:
+                work()
+            except Exception:
+                logger.exception("work after the answer failed work=%s", work.__qualname__)
 
 
 View = Callable[[Request], Response]
@@ -141,10 +170,17 @@ View = Callable[[Request], Response]
 class Endpoint:
     """A WSGI app (what Vercel's Python runtime serves) around one view function."""
 
-    def __init__(self, view: View, methods: Iterable[str], max_body: int) -> None:
+    def __init__(
+        self,
+        view: View,
+        methods: Iterable[str],
+        max_body: int,
+        after: Callable[[], None] | None = None,
+    ) -> None:
         self.view = view
         self.methods = frozenset(methods)
         self.max_body = max_body
+        self.after = after
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         return self.respond(Request(environ, self.max_body))(environ, start_response)
@@ -165,6 +201,8 @@ class Endpoint:
         except Exception:
             logger.exception("unhandled error method=%s path=%s", request.method, request.path)
             response = error_response(ApiError("Internal server error"))
+        if self.after is not None:
+            response.after(self.after)
         return _with_cors(response, request, allow)
 
 
@@ -196,9 +234,15 @@ def _allowed_origins() -> frozenset[str]:
         return frozenset()  # the view reports the broken setting by name
 
 
-def endpoint(view: View, *methods: str, max_body: int = JSON_BODY_LIMIT) -> Endpoint:
-    """Wrap a view as the module's WSGI `app` (`app = endpoint(view, "GET")`)."""
-    return Endpoint(view, methods, max_body)
+def endpoint(
+    view: View,
+    *methods: str,
+    max_body: int = JSON_BODY_LIMIT,
+    after: Callable[[], None] | None = None,
+) -> Endpoint:
+    """Wrap a view as the module's WSGI `app` (`app = endpoint(view, "GET")`); `after` runs
+    once each answer has been sent."""
+    return Endpoint(view, methods, max_body, after)
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

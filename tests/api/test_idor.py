@@ -43,6 +43,8 @@ ID_ROUTES = [
     IdRoute("POST", "/api/training/retry", {"modelId": "{id}"}),
     IdRoute("POST", "/api/studio/generate", {"modelId": "{id}", "prompt": "a portrait"}),
     IdRoute("GET", "/api/studio/generations?modelId={id}"),
+    IdRoute("GET", "/api/studio/packs?modelId={id}"),
+    IdRoute("POST", "/api/studio/packs", {"modelId": "{id}", "packId": "studio-portrait"}),
 ]
 
 

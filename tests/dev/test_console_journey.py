@@ -116,6 +116,15 @@ def test_the_console_goes_from_selfies_to_a_gallery_of_generated_pictures(page, 
     assert page.locator("#error").text_content() == ""
     expect(page.locator("#studio-status")).to_have_text("1 generation(s).")
 
+    page.select_option("#pack", "studio-portrait")
+    page.click("#pack-button")
+    expect(page.locator("#pack-status")).to_contain_text("completed · 5/5", timeout=WAIT_MS)
+    events = page.locator("#event-list dt")
+    expect(events.filter(has_text="pack.completed")).to_have_count(1, timeout=WAIT_MS)
+    expect(events.filter(has_text="training.completed")).to_have_count(1)
+    expect(events.filter(has_text="generation.succeeded")).to_have_count(6)
+    screenshot(page, "5-pack-and-events")
+
 
 # Builds in the page what a drag from the desktop carries: a DataTransfer of image files.
 DATA_TRANSFER = """(files) => {

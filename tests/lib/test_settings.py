@@ -180,3 +180,46 @@ def test_allowed_origins_are_read_without_trailing_slashes_or_case():
     settings = load_settings({"CORS_ALLOWED_ORIGINS": "https://App.test/, http://localhost:3000"})
 
     assert settings.cors_allowed_origins == {"https://app.test", "http://localhost:3000"}
+
+
+APP_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+@pytest.mark.parametrize(
+    "url", ["https://app.example.com/api/sselfie-events", "http://127.0.0.1:3000/hook"]
+)
+def test_app_events_go_to_an_https_url_or_a_loopback_http_one(url):
+    settings = load_settings({"APP_WEBHOOK_URL": url, "APP_WEBHOOK_SECRET": APP_SECRET})
+
+    assert (settings.app_webhook_url, settings.app_webhook_secret) == (url, APP_SECRET)
+
+
+def test_without_app_webhook_variables_no_events_are_configured():
+    assert load_settings({}).app_webhook_url is None
+
+
+@pytest.mark.parametrize(
+    ("environ", "name"),
+    [
+        ({"APP_WEBHOOK_URL": "http://app.example.com/hook"}, "APP_WEBHOOK_URL"),
+        ({"APP_WEBHOOK_URL": "ftp://127.0.0.1/hook"}, "APP_WEBHOOK_URL"),
+        ({"APP_WEBHOOK_URL": "http://[::1/hook"}, "APP_WEBHOOK_URL"),
+        ({"APP_WEBHOOK_SECRET": "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}, "APP_WEBHOOK_SECRET"),
+        ({"APP_WEBHOOK_SECRET": "whsec_***"}, "APP_WEBHOOK_SECRET"),
+        ({"APP_WEBHOOK_SECRET": "changeme"}, "APP_WEBHOOK_SECRET"),
+    ],
+)
+def test_a_malformed_app_webhook_setting_is_refused_by_name(environ, name):
+    complete = {"APP_WEBHOOK_URL": "https://app.example.com/h", "APP_WEBHOOK_SECRET": APP_SECRET}
+
+    with pytest.raises(ConfigError, match=name):
+        load_settings({**complete, **environ})
+
+
+@pytest.mark.parametrize("name", ["APP_WEBHOOK_URL", "APP_WEBHOOK_SECRET"])
+def test_one_app_webhook_variable_without_the_other_is_refused_by_name(name):
+    complete = {"APP_WEBHOOK_URL": "https://app.example.com/h", "APP_WEBHOOK_SECRET": APP_SECRET}
+    other = next(n for n in complete if n != name)
+
+    with pytest.raises(ConfigError, match=name):
+        load_settings({other: complete[other]})
