@@ -10,6 +10,7 @@ from psycopg.rows import dict_row
 
 from lib.accounts import spend
 from lib.settings import get_settings
+from tests.api.test_packs import PACK
 from tests.api.test_usage_costs import account, generate, model_json, trained
 from tests.helpers import start_training, started, upload_selfies
 
@@ -93,3 +94,22 @@ def test_concurrent_generations_cannot_overspend_together(api, user, stack, db, 
 
     assert sorted(r.status_code for r in responses) == [201] * 2 + [429] * 6
     assert {r.json()["code"] for r in responses if r.status_code == 429} == {"spend_limit"}
+
+
+def test_a_pack_over_the_monthly_limit_is_429_and_starts_nothing(api, user, stack, db, configure):
+    body = trained(api, user, stack)
+    configure(MONTHLY_SPEND_LIMIT_USD="0")
+
+    response = api.post(
+        "/api/studio/packs",
+        json={"modelId": body["modelId"], "packId": PACK},
+        headers=user.headers,
+    )
+
+    assert_spend_limit(response, "0.00")
+    assert (
+        db.execute(
+            "SELECT count(*) AS n FROM generations WHERE user_id = %s", (user.id,)
+        ).fetchone()["n"]
+        == 0
+    )
