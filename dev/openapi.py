@@ -30,7 +30,8 @@ ERRORS = {
     413: "Body or file too large",
     415: "Wrong content type",
     422: "Valid JSON, invalid values",
-    429: "A limit was reached; Retry-After says when to try again",
+    429: "A daily limit (quota_exceeded) or the monthly spend cap (spend_limit) was reached;"
+    " Retry-After says when to try again",
     502: "An upstream (Replicate, storage) failed",
     503: "Not configured, or an upstream is unavailable",
     504: "An upstream did not answer in time",
@@ -74,6 +75,11 @@ def schemas() -> dict[str, Any]:
         "step": _nullable({"type": "integer", "minimum": 0}),
         "totalSteps": _nullable({"type": "integer", "minimum": 0}),
         "etaSeconds": _nullable({"type": "integer", "minimum": 0}),
+    }
+    usd = {"type": "number", "minimum": 0}
+    cost = {
+        **_nullable(usd),
+        "description": "Replicate's billed seconds x the hardware's price; null until known",
     }
     url_list = {
         "type": "array",
@@ -121,6 +127,7 @@ def schemas() -> dict[str, Any]:
                     {"type": "string", "description": "The trainer version the latest run used"}
                 ),
                 "leftOut": left_out,
+                "costUsd": {**cost, "description": "The sum of its training runs' costs"},
             }
         ),
         "Progress": _object(
@@ -209,10 +216,31 @@ def schemas() -> dict[str, Any]:
                 "completedAt": _nullable(timestamp),
                 "input": {"type": "object"},
                 "packRunId": _nullable({"type": "string", "format": "uuid"}),
+                "costUsd": cost,
             }
         ),
         "GenerationAnswer": _object({"generation": _ref("Generation")}),
         "Gallery": _object({"generations": {"type": "array", "items": _ref("Generation")}}),
+        "Account": _object(
+            {
+                "usage": _object(
+                    {
+                        "trainingsToday": {"type": "integer", "minimum": 0},
+                        "imagesToday": {"type": "integer", "minimum": 0},
+                        "trainingLimit": {"type": "integer", "minimum": 0},
+                        "imageLimit": {"type": "integer", "minimum": 0},
+                        "spendMonthUsd": {
+                            **usd,
+                            "description": "This calendar month (UTC): billed, else estimated",
+                        },
+                        "spendLimitUsd": {
+                            **_nullable(usd),
+                            "description": "MONTHLY_SPEND_LIMIT_USD; null: no cap",
+                        },
+                    }
+                )
+            }
+        ),
         "Pack": _object(
             {
                 "id": {"type": "string", "pattern": f"^{packs.PACK_ID.pattern}$"},
@@ -495,6 +523,11 @@ def operations() -> dict[tuple[str, str], dict[str, Any]]:
             "Delete the model: its uploads, ZIP, weights, generations, rows, Replicate version",
             deleted,
             [401, 404, 502, 503, 504],
+        ),
+        ("/api/account", "get"): _operation(
+            "The caller's usage: the last 24 hours against the daily limits, this month's spend",
+            {200: _json(_ref("Account"), "Usage")},
+            [401, 503],
         ),
         ("/api/account", "delete"): _operation(
             "Delete all of the caller's data (account deletion)", deleted, [401, 503]

@@ -7,10 +7,12 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from functools import cache
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
+from lib.accounts import costs
 from lib.errors import ConfigError
 
 TRAINING_INPUT_DEFAULTS: dict[str, object] = {
@@ -76,6 +78,10 @@ class Settings:
     generation_daily_limit: int = 50
     cors_allowed_origins: frozenset[str] = frozenset()
     face_min_share: float = 0.15
+    replicate_prices: Mapping[str, float] = field(default_factory=lambda: costs.parse_prices(None))
+    trainer_hardware: str = "gpu-h100"
+    model_hardware: str = costs.MODEL_HARDWARE
+    monthly_spend_limit_usd: Decimal | None = None
     app_webhook_url: str | None = None  # where the app receives our events; None: no events
     app_webhook_secret: str | None = None
 
@@ -100,13 +106,15 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     for name in _SECRETS:
         _refuse_placeholder(env, name)
     blob_token = env.get("BLOB_READ_WRITE_TOKEN")
+    trainer_model = env.get("REPLICATE_TRAINER_MODEL", "ostris/flux-dev-lora-trainer")
+    prices = costs.parse_prices(env.get("REPLICATE_PRICES"))
     app_webhook_url, app_webhook_secret = _app_webhook(env)
     return Settings(
         database_url=env.get("DATABASE_URL"),
         replicate_api_token=env.get("REPLICATE_API_TOKEN"),
         replicate_base_url=env.get("REPLICATE_BASE_URL", "https://api.replicate.com").rstrip("/"),
         replicate_webhook_secret=_webhook_secret(env),
-        trainer_model=env.get("REPLICATE_TRAINER_MODEL", "ostris/flux-dev-lora-trainer"),
+        trainer_model=trainer_model,
         trainer_version=env.get("REPLICATE_TRAINER_VERSION"),
         destination_owner=env.get("REPLICATE_DESTINATION_OWNER"),
         training_input=_training_input(env),
@@ -135,6 +143,15 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         generation_daily_limit=_int(env, "GENERATION_DAILY_LIMIT", 50),
         cors_allowed_origins=_origins(env),
         face_min_share=_share(env, "FACE_MIN_SHARE", 0.15),
+        replicate_prices=prices,
+        trainer_hardware=_hardware(
+            env,
+            "REPLICATE_TRAINER_HARDWARE",
+            costs.TRAINER_HARDWARE.get(trainer_model, costs.MODEL_HARDWARE),
+            prices,
+        ),
+        model_hardware=_hardware(env, "REPLICATE_MODEL_HARDWARE", costs.MODEL_HARDWARE, prices),
+        monthly_spend_limit_usd=_usd(env, "MONTHLY_SPEND_LIMIT_USD"),
         app_webhook_url=app_webhook_url,
         app_webhook_secret=app_webhook_secret,
     )
@@ -293,4 +310,20 @@ def _share(env: Mapping[str, str], name: str, default: float) -> float:
         raise ConfigError(f"{name} must be a number between 0 and 1") from None
     if not 0 < value <= 1:
         raise ConfigError(f"{name} must be a number between 0 and 1")
+    return value
+
+
+def _hardware(env: Mapping[str, str], name: str, default: str, prices: Mapping[str, float]) -> str:
+    return costs.checked_hardware(name, env.get(name, default), prices)
+
+
+def _usd(env: Mapping[str, str], name: str) -> Decimal | None:
+    if name not in env:
+        return None
+    try:
+        value = Decimal(env[name])
+    except InvalidOperation:
+        value = Decimal("NaN")
+    if not value.is_finite() or value < 0:
+        raise ConfigError(f"{name} must be an amount in US dollars, like 25 or 9.50")
     return value

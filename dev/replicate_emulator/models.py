@@ -7,6 +7,7 @@ from typing import Any
 
 from dev.replicate_emulator import fixtures as fx
 from dev.replicate_emulator.protocol import (
+    FINE_TUNE_HARDWARE,
     HARDWARE,
     NOT_FOUND,
     TRAINER_MODEL,
@@ -44,7 +45,9 @@ class _ModelRoutes:
     def _add_trainer_model(self) -> None:
         """Seed ostris/flux-dev-lora-trainer with one version."""
         owner, name = TRAINER_MODEL.split("/")
-        self._models[TRAINER_MODEL] = _model_json(owner, name, "public", "Fine-tune FLUX.1-dev")
+        self._models[TRAINER_MODEL] = _model_json(
+            owner, name, "public", "Fine-tune FLUX.1-dev", FINE_TUNE_HARDWARE
+        )
         self._models[TRAINER_MODEL]["run_count"] = 412_337
         version = _version_json(TRAINER_VERSION, fx.trainer_openapi_schema())
         self._versions[TRAINER_MODEL] = [version]
@@ -74,7 +77,11 @@ class _ModelRoutes:
             raise ApiError(409, "A model with that name and owner already exists.", "Conflict")
         extra = {k: body.get(k) for k in ("github_url", "paper_url", "license_url")}
         model = _model_json(
-            body["owner"], body["name"], body["visibility"], body.get("description")
+            body["owner"],
+            body["name"],
+            body["visibility"],
+            body.get("description"),
+            body["hardware"],
         )
         model.update(extra, cover_image_url=body.get("cover_image_url"))
         self._models[key], self._versions[key] = model, []

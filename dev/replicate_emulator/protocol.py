@@ -25,6 +25,7 @@ NOT_FOUND = "The requested resource could not be found"
 EVENTS = ("start", "output", "logs", "completed")
 # `aborted`: a Cancel-After deadline passed before the job started (Replicate, October 2025).
 TERMINAL = frozenset({"succeeded", "failed", "canceled", "aborted"})
+FINE_TUNE_HARDWARE = "gpu-h100"
 HARDWARE = [
     {"sku": "cpu", "name": "CPU"},
     {"sku": "gpu-t4", "name": "Nvidia T4 GPU"},
@@ -149,8 +150,10 @@ def _new_id() -> str:
     return "".join(secrets.choice(_ID_ALPHABET) for _ in range(26))
 
 
-def _model_json(owner: str, name: str, visibility: str, description: str | None) -> dict[str, Any]:
-    """A model object with every field the official client requires."""
+def _model_json(
+    owner: str, name: str, visibility: str, description: str | None, hardware: str
+) -> dict[str, Any]:
+    """A model object with every field the official client requires, and its hardware."""
     return {
         "url": f"https://replicate.com/{owner}/{name}",
         "owner": owner,
@@ -163,6 +166,7 @@ def _model_json(owner: str, name: str, visibility: str, description: str | None)
         "run_count": 0,
         "cover_image_url": None,
         "default_example": None,
+        "hardware": hardware,
     }
 
 

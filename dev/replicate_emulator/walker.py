@@ -7,7 +7,13 @@ import time
 from datetime import UTC, datetime
 
 from dev.replicate_emulator import fixtures as fx
-from dev.replicate_emulator.protocol import TERMINAL, _Job, _now, _version_json
+from dev.replicate_emulator.protocol import (
+    FINE_TUNE_HARDWARE,
+    TERMINAL,
+    _Job,
+    _now,
+    _version_json,
+)
 
 
 class _Walker:
@@ -100,6 +106,8 @@ class _Walker:
         if job.destination in self._models:
             schema = fx.flux_lora_openapi_schema()
             self._versions[job.destination].append(_version_json(vid, schema))
+            # Whatever it was created with, a Flux fine-tune runs on an H100.
+            self._models[job.destination]["hardware"] = FINE_TUNE_HARDWARE
         path = f"/delivery/{job.data['id']}/trained_model.tar"
         tar = fx.trained_model_tar(job.data["id"], job.data["input"])
         self._files[path] = ("application/x-tar", tar)
@@ -132,9 +140,9 @@ class _Walker:
         job.data.update(status=status, completed_at=now)
         if status != "aborted":  # an aborted job never started
             job.data["started_at"] = job.data["started_at"] or now
+        # Billed seconds (predict_time) only for a job that ran; total_time includes the queue.
         metrics = {"predict_time": round(time.monotonic() - job.started, 6)} if job.started else {}
-        if status == "succeeded":
-            metrics["total_time"] = round(time.monotonic() - job.created, 6)
+        metrics["total_time"] = round(time.monotonic() - job.created, 6)
         job.data["metrics"] = metrics
         job.halt.set()
         self._emit(job, "completed")

@@ -27,6 +27,16 @@ def reserve_generation(conn: psycopg.Connection, user_id: str, limit: int, count
     _reserve(conn, user_id, "generation", limit, count, "images")
 
 
+def used_today(conn: psycopg.Connection, user_id: str) -> dict[str, int]:
+    """What the user used in the window, by kind (`training`, `generation`)."""
+    rows = conn.execute(
+        "SELECT kind, sum(amount) AS used FROM usage_events"
+        " WHERE user_id = %s AND created_at >= now() - %s::interval GROUP BY kind",
+        (user_id, WINDOW),
+    ).fetchall()
+    return {row["kind"]: int(row["used"]) for row in rows}
+
+
 def prune(conn: psycopg.Connection) -> int:
     """Forget usage older than the window (the cron calls it); return how many rows went."""
     cursor = conn.execute(

@@ -8,6 +8,7 @@ from typing import Any
 
 import psycopg
 
+from lib.accounts.costs import usd_json
 from lib.errors import BadRequest, NotFound
 from lib.sync.statuses import TERMINAL_RANK
 
@@ -28,7 +29,8 @@ MODEL_WITH_LATEST_RUN = """
     SELECT m.*, r.id AS run_id, r.status AS run_status, r.status_rank, r.progress, r.error,
            r.replicate_training_id, r.started_at, r.completed_at, r.last_event_at,
            r.last_polled_at, r.step, r.total_steps, r.eta_seconds, r.create_unanswered,
-           r.trainer_version, r.left_out
+           r.trainer_version, r.left_out,
+           (SELECT sum(cost_usd) FROM training_runs WHERE model_id = m.id) AS cost_usd
     FROM user_models m
     JOIN LATERAL (
         SELECT * FROM training_runs WHERE model_id = m.id ORDER BY created_at DESC LIMIT 1
@@ -111,6 +113,7 @@ def model_json(row: dict[str, Any]) -> dict[str, Any]:
         "completedAt": iso(row["completed_at"]),
         "trainerVersion": row["trainer_version"],  # the trainer version the latest run used
         "leftOut": row["left_out"],  # photos sent but not trained on: url, filename, reason
+        "costUsd": usd_json(row["cost_usd"]),
     }
 
 

@@ -169,6 +169,11 @@ class Replicate:
         """Ask Replicate to cancel a training."""
         return self._job("POST", f"/v1/trainings/{quote(training_id, safe='')}/cancel")
 
+    def model_hardware(self, model: str) -> str | None:
+        """The hardware Replicate reports for the model `owner/name`, if it reports one."""
+        path = f"/v1/models/{quote(model, safe='/')}"
+        return self._cached("hardware", model, lambda: self._json("GET", path).get("hardware"))
+
     def recent_trainings(self, *, pages: int) -> list[dict[str, Any]]:
         """The account's trainings, newest first, up to `pages` pages: snapshots plus their
         `input`, `version` and `created_at`."""
@@ -209,7 +214,7 @@ class Replicate:
     def _job(self, method: str, path: str) -> dict[str, Any]:
         # Read as JSON, not through the client's models: they refuse statuses newer than the
         # client (`aborted`), and such a job must still reach our rows to end there.
-        return snapshot(self._call(lambda: self.client._request(method, path).json()))
+        return snapshot(self._json(method, path))
 
     def cancel_prediction(self, prediction_id: str) -> dict[str, Any]:
         """Ask Replicate to cancel a prediction."""
@@ -289,6 +294,9 @@ class Replicate:
         """Delete the model `owner/name`; gone (404) or still holding a version (409) is fine."""
         self._call(lambda: self.client.models.delete(model), tolerate=(404, 409))
 
+    def _json(self, method: str, path: str) -> dict[str, Any]:
+        return self._call(lambda: self.client._request(method, path).json())
+
     def _cached(self, kind: str, name: str, load: Callable[[], T]) -> T:
         key = self._key(kind, name)
         with _cache_lock:
@@ -345,6 +353,7 @@ def snapshot(job: Any) -> dict[str, Any]:
         "output": output,
         "started_at": fields.get("started_at"),
         "completed_at": fields.get("completed_at"),
+        "metrics": fields.get("metrics"),
     }
 
 

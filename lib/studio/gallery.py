@@ -3,6 +3,7 @@
 from typing import Any
 
 from lib.accounts import user_models
+from lib.accounts.costs import usd_json
 
 # The body's names -> the fine-tuned version's input names (replicate-api.md §5).
 INPUT_NAMES = {
@@ -37,4 +38,5 @@ def generation_json(row: dict[str, Any]) -> dict[str, Any]:
         "completedAt": user_models.iso(row["completed_at"]),
         "input": {name: given.get(input_name) for name, input_name in INPUT_NAMES.items()},
         "packRunId": str(row["pack_run_id"]) if row["pack_run_id"] else None,
+        "costUsd": usd_json(row["cost_usd"]),
     }

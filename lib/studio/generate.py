@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from lib.accounts import quotas, user_models
+from lib.accounts import quotas, spend, user_models
 from lib.adapters import database
 from lib.adapters.clients import Clients
 from lib.errors import ApiError, BadRequest, Conflict, Unprocessable
@@ -77,14 +77,33 @@ def generate(
     """Record the generation, then start a prediction on the model's own trained version."""
     model = ready_model(conn, user_id=user_id, model_id=request.model_id)
     prediction_input = with_model(model, request.prompt, request.options)
+    hardware = _reported_hardware(replicate, model["replicate_model_id"])
     with conn.transaction():
         # In the same transaction: a reservation and its generation are written together or not.
         quotas.reserve_generation(
             conn, user_id, settings.generation_daily_limit, prediction_input["num_outputs"]
         )
         generation = insert_pending(conn, model, prediction_input)
+        spend.reserve_generation(
+            conn,
+            user_id=user_id,
+            generation_id=generation["id"],
+            prediction_input=prediction_input,
+            hardware=hardware,
+            settings=settings,
+        )
     start_prediction(conn, generation, model, replicate=replicate, settings=settings)
     return generation_json(_generation(conn, generation["id"]))
+
+
+def _reported_hardware(replicate: "Replicate", model_ref: str) -> str | None:
+    """The hardware Replicate reports for the trained model; None (the configured default)
+    when it reports none or cannot be asked now."""
+    try:
+        return replicate.model_hardware(model_ref)
+    except ApiError as error:
+        logger.warning("model hardware unknown model=%s code=%s", model_ref, error.code)
+        return None
 
 
 def ready_model(conn: psycopg.Connection, *, user_id: str, model_id: str) -> dict[str, Any]:

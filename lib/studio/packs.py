@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from lib.accounts import quotas, user_models
+from lib.accounts import quotas, spend, user_models
 from lib.errors import ApiError, BadRequest, ConfigError, NotFound
 from lib.settings import Settings
 from lib.studio import generate
@@ -110,6 +110,7 @@ def start_pack(
         # The whole pack is paid for here, at once, or 429 and nothing is written: the daily
         # image quota, and the monthly spend reservation (MONTHLY_SPEND_LIMIT_USD) beside it.
         quotas.reserve_generation(conn, user_id, settings.generation_daily_limit, images)
+        spend.reserve_images(conn, user_id=user_id, images=images, settings=settings)
         run = conn.execute(
             "INSERT INTO pack_runs (model_id, user_id, pack_id, total) VALUES (%s, %s, %s, %s)"
             " RETURNING id",

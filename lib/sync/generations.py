@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import psycopg
 
+from lib.accounts import spend
 from lib.adapters.database import atomic, atomically
 from lib.adapters.storage.keys import user_prefix
 from lib.app_events import state_changes
@@ -103,6 +104,8 @@ def apply_prediction(
     ).fetchone()
     if row is None:
         return False, None
+    if STATUS_RANK[snapshot["status"]] == TERMINAL_RANK:  # Replicate's final state: billed
+        spend.settle_generation(conn, generation["id"], snapshot.get("metrics"))
     if rank == TERMINAL_RANK:
         state_changes.generation_ended(conn, generation["id"])
     return row["moved"], copy
@@ -126,6 +129,7 @@ def end_generation(
         (TERMINAL_RANK, error, create_unanswered, generation_id, below_rank),
     ).fetchone()
     if row is not None:
+        spend.settle_generation(conn, generation_id, None)
         state_changes.generation_ended(conn, generation_id)
     return row is not None
 

@@ -54,6 +54,7 @@ def from_object(payload: Any) -> dict[str, Any]:
         "output": clean(payload.get("output")),
         "started_at": moment(payload.get("started_at")),
         "completed_at": moment(payload.get("completed_at")),
+        "metrics": clean(payload.get("metrics")),  # the billed seconds (lib/accounts/spend.py)
     }
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import psycopg
 
+from lib.accounts import spend
 from lib.adapters.database import atomically
 from lib.app_events import state_changes
 from lib.sync import snapshots
@@ -94,6 +95,8 @@ def apply_snapshot(
     ).fetchone()
     if row is None:
         return None
+    if STATUS_RANK[row["status"]] == TERMINAL_RANK:  # this snapshot ended the run
+        spend.settle_training(conn, row["id"], snapshot.get("metrics"))
     if row["status"] == "succeeded":
         output = snapshot.get("output")
         _record_trained_version(conn, row["model_id"], output if isinstance(output, dict) else {})
@@ -123,6 +126,7 @@ def end_run(
         (status, TERMINAL_RANK, error, create_unanswered, run_id, below_rank, older_than_minutes),
     ).fetchone()
     if row is not None:
+        spend.settle_training(conn, run_id, None)
         state_changes.training_ended(conn, row["id"])
     return row is not None
 

@@ -17,6 +17,7 @@ from lib.training.start import (
     PendingRun,
     StartedTraining,
     launch_run,
+    reserve_spend,
     run_parameters,
     same_person,
 )
@@ -83,9 +84,7 @@ def retry_training(
     # Checked against the trainer's schema before the run is written (503 config_invalid).
     parameters = run_parameters(settings, replicate)
     same = same_person(uploads, storage)
-    run = _insert_pending_run(
-        conn, row, same.kept, parameters, settings.training_daily_limit, same.left_out
-    )
+    run = _insert_pending_run(conn, row, same.kept, parameters, settings, same.left_out)
     training_id = launch_run(conn, run, replicate=replicate, storage=storage, settings=settings)
     logger.info("training retried model=%s run=%s", run.model_id, run.id)
     return StartedTraining(run.model_id, training_id, run.trigger_word, run.left_out)
@@ -104,8 +103,9 @@ def _cancel_upstream(conn: psycopg.Connection, run_id: Any, replicate: "Replicat
         end_run(conn, run_id, status="canceled", error=CANCELED_ERROR)
         return
     if STATUS_RANK[snapshot["status"]] < TERMINAL_RANK:
-        # Replicate accepted the cancel; the object may show the final state a moment later.
-        snapshot = {**snapshot, "status": "canceled"}
+        # Replicate accepted the cancel; the object may show the final state (and the seconds
+        # it will bill) a moment later, so its metrics so far are not the final ones.
+        snapshot = {**snapshot, "status": "canceled", "metrics": None}
     apply_snapshot(conn, snapshot)
 
 
@@ -134,13 +134,13 @@ def _insert_pending_run(
     model: dict[str, Any],
     uploads: list[dict[str, Any]],
     parameters: dict[str, object],
-    daily_limit: int,
+    settings: Settings,
     left_out: list[dict[str, str]],
 ) -> PendingRun:
     try:
         with conn.transaction():
             # A retry costs a training like a start does; both count against the same limit.
-            quotas.reserve_training(conn, model["user_id"], daily_limit)
+            quotas.reserve_training(conn, model["user_id"], settings.training_daily_limit)
             run = conn.execute(
                 "INSERT INTO training_runs (model_id, user_id, parameters, upload_ids, left_out)"
                 " VALUES (%s, %s, %s, %s, %s) RETURNING id",
@@ -152,6 +152,7 @@ def _insert_pending_run(
                     Jsonb(left_out),
                 ),
             ).fetchone()
+            reserve_spend(conn, model["user_id"], run["id"], parameters, settings)
     except psycopg.errors.UniqueViolation:
         # training_runs_one_active_per_user: another retry or start got there first.
         raise Conflict("A training is already in progress", code="training_in_progress") from None

@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from lib.accounts import quotas
+from lib.accounts import quotas, spend
 from lib.adapters.storage.keys import user_prefix
 from lib.errors import BadGateway, BadRequest, Conflict, Unprocessable
 from lib.intake import identity
-from lib.settings import RECORDED_ONLY_PARAMETERS, Settings
+from lib.settings import RECORDED_ONLY_PARAMETERS, TRAINING_INPUT_DEFAULTS, Settings
 from lib.sync import snapshots, upstream
 from lib.sync.callbacks import replicate_webhook_url
 from lib.sync.statuses import TERMINAL_RANK
@@ -119,7 +119,7 @@ def start_training(
         same.kept,
         parameters,
         idempotency_key,
-        settings.training_daily_limit,
+        settings,
         unusable + same.left_out,
     )
     if isinstance(run, StartedTraining):
@@ -269,14 +269,14 @@ def _callers_uploads(
 
 
 def _insert_pending_run(
-    conn, user_id, request, uploads, parameters, idempotency_key, limit, left_out
+    conn, user_id, request, uploads, parameters, idempotency_key, settings, left_out
 ):
     """The model and its pending run, committed before anything is called upstream."""
     for _ in range(5):
         trigger_word = f"user{secrets.randbelow(10**8):08d}"
         try:
             with conn.transaction():
-                quotas.reserve_training(conn, user_id, limit)  # rolls back with the run
+                quotas.reserve_training(conn, user_id, settings.training_daily_limit)
                 model = conn.execute(
                     "INSERT INTO user_models (user_id, name, model_type, gender, trigger_word)"
                     " VALUES (%s, %s, %s, %s, %s) RETURNING id",
@@ -295,6 +295,7 @@ def _insert_pending_run(
                         Jsonb(left_out),
                     ),
                 ).fetchone()
+                reserve_spend(conn, user_id, run["id"], parameters, settings)
             return PendingRun(
                 str(run["id"]),
                 str(run["model_id"]),
@@ -316,6 +317,14 @@ def _insert_pending_run(
             if constraint != "user_models_trigger_word_key":
                 raise
     raise AssertionError("no free trigger word after 5 tries")
+
+
+def reserve_spend(
+    conn: psycopg.Connection, user_id: str, run_id: Any, parameters: dict, settings: Settings
+) -> None:
+    """Reserve a new run's estimated cost (429 spend_limit); rolls back with the run."""
+    steps = parameters.get("steps", TRAINING_INPUT_DEFAULTS["steps"])
+    spend.reserve_training(conn, user_id=user_id, run_id=run_id, steps=steps, settings=settings)
 
 
 def zip_key(run: PendingRun) -> str:

@@ -492,6 +492,34 @@ def test_prediction_on_the_trained_version_returns_real_images(
     assert pixels[0] != pixels[1]
 
 
+def test_finished_jobs_report_billed_seconds_like_replicate(
+    client: replicate.Client, emulator: ReplicateEmulator, destination: str
+) -> None:
+    version = succeeded_training(client, emulator)["output"]["version"]
+    ran = client.predictions.create(version=version, input={"prompt": "TOK"})
+    emulator.advance(ran.id, "processing")
+    emulator.advance(ran.id, "failed")
+    queued = client.predictions.create(version=version, input={"prompt": "TOK"})
+    emulator.advance(queued.id, "canceled")
+
+    ran_metrics = client.predictions.get(ran.id).metrics
+    assert set(ran_metrics) == {"predict_time", "total_time"}
+    assert 0 <= ran_metrics["predict_time"] <= ran_metrics["total_time"]
+    assert set(client.predictions.get(queued.id).metrics) == {"total_time"}  # never ran
+
+
+def test_a_model_reports_its_hardware_and_a_flux_fine_tune_runs_on_an_h100(
+    client: replicate.Client, emulator: ReplicateEmulator, destination: str
+) -> None:
+    hardware = client._request("GET", f"/v1/models/{destination}").json()["hardware"]
+    assert hardware == "gpu-t4"  # as created
+
+    succeeded_training(client, emulator)
+
+    assert client._request("GET", f"/v1/models/{destination}").json()["hardware"] == "gpu-h100"
+    assert client._request("GET", f"/v1/models/{TRAINER}").json()["hardware"] == "gpu-h100"
+
+
 def test_prediction_with_bare_version_id_defaults_to_one_webp(
     client: replicate.Client, emulator: ReplicateEmulator, destination: str
 ) -> None:
