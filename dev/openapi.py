@@ -268,6 +268,7 @@ def schemas() -> dict[str, Any]:
                 "failed": {"type": "integer", "minimum": 0},
                 "createdAt": timestamp,
                 "completedAt": _nullable(timestamp),
+                "costUsd": {**cost, "description": "What its generations have cost so far"},
             }
         ),
         "Packs": _object(

@@ -5,6 +5,13 @@ from typing import Any
 import psycopg
 
 from lib.accounts import user_models
+from lib.accounts.costs import usd_json
+
+# A pack run's cost: what its generations cost so far (null until one is known).
+WITH_COST = (
+    "pack_runs.*, (SELECT sum(g.cost_usd) FROM generations g"
+    " WHERE g.pack_run_id = pack_runs.id) AS cost_usd"
+)
 
 
 def count_ended(
@@ -19,8 +26,8 @@ def count_ended(
             status = CASE WHEN done + 1 = total THEN 'completed' ELSE status END,
             completed_at = CASE WHEN done + 1 = total THEN now() END
         WHERE id = %(id)s AND status = 'processing'
-        RETURNING *
-        """,
+        RETURNING """
+        + WITH_COST,
         {"id": pack_run_id, "failed": int(failed)},
     ).fetchone()
     return row if row and row["status"] == "completed" else None
@@ -38,4 +45,5 @@ def pack_run_json(row: dict[str, Any]) -> dict[str, Any]:
         "failed": row["failed"],
         "createdAt": user_models.iso(row["created_at"]),
         "completedAt": user_models.iso(row["completed_at"]),
+        "costUsd": usd_json(row["cost_usd"]),
     }

@@ -18,7 +18,7 @@ from lib.accounts import quotas, spend, user_models
 from lib.errors import ApiError, BadRequest, ConfigError, NotFound
 from lib.settings import Settings
 from lib.studio import generate
-from lib.studio.pack_runs import pack_run_json
+from lib.studio.pack_runs import WITH_COST, pack_run_json
 from lib.sync import generations
 
 if TYPE_CHECKING:
@@ -126,7 +126,8 @@ def list_runs(conn: psycopg.Connection, *, user_id: str, model_id: str) -> list[
     """The runs of the caller's model, newest first."""
     model = user_models.find_model(conn, user_id=user_id, model_id=model_id)
     rows = conn.execute(
-        "SELECT * FROM pack_runs WHERE model_id = %s ORDER BY created_at DESC, id LIMIT %s",
+        f"SELECT {WITH_COST} FROM pack_runs WHERE model_id = %s"
+        " ORDER BY created_at DESC, id LIMIT %s",
         (model["id"], RUNS_LISTED),
     ).fetchall()
     return [pack_run_json(row) for row in rows]
@@ -177,4 +178,4 @@ def _pack(entry: dict[str, Any]) -> Pack:
 
 
 def _run(conn: psycopg.Connection, run_id: Any) -> dict[str, Any]:
-    return conn.execute("SELECT * FROM pack_runs WHERE id = %s", (run_id,)).fetchone()
+    return conn.execute(f"SELECT {WITH_COST} FROM pack_runs WHERE id = %s", (run_id,)).fetchone()

@@ -105,6 +105,8 @@ def test_a_run_completes_when_every_generation_ended_and_the_app_hears_it_once(
     assert (shown["status"], shown["done"], shown["failed"]) == ("completed", 6, 1)
     assert shown["completedAt"] and completed["data"] == {**shown, "userId": user.id}
     assert {g["packRunId"] for g in gallery} == {run["id"]}
+    known = [g["costUsd"] for g in gallery if g["costUsd"] is not None]
+    assert known and shown["costUsd"] == pytest.approx(sum(known))
     assert sorted(e["type"] for e in events if e["type"].startswith("generation.")) == [
         "generation.failed",
         *["generation.succeeded"] * 5,

@@ -662,7 +662,29 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /** The caller's usage: the last 24 hours against the daily limits, this month's spend */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Usage */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Account"];
+                    };
+                };
+                401: components["responses"]["E401"];
+                503: components["responses"]["E503"];
+            };
+        };
         put?: never;
         post?: never;
         /** Delete all of the caller's data (account deletion) */
@@ -1084,6 +1106,8 @@ export interface components {
                 filename: string;
                 reason: string;
             }[];
+            /** @description The sum of its training runs' costs */
+            costUsd: number | null;
         };
         Progress: {
             /** @enum {string} */
@@ -1185,12 +1209,26 @@ export interface components {
             input: Record<string, never>;
             /** Format: uuid */
             packRunId: string | null;
+            /** @description Replicate's billed seconds x the hardware's price; null until known */
+            costUsd: number | null;
         };
         GenerationAnswer: {
             generation: components["schemas"]["Generation"];
         };
         Gallery: {
             generations: components["schemas"]["Generation"][];
+        };
+        Account: {
+            usage: {
+                trainingsToday: number;
+                imagesToday: number;
+                trainingLimit: number;
+                imageLimit: number;
+                /** @description This calendar month (UTC): billed, else estimated */
+                spendMonthUsd: number;
+                /** @description MONTHLY_SPEND_LIMIT_USD; null: no cap */
+                spendLimitUsd: number | null;
+            };
         };
         Pack: {
             id: string;
@@ -1214,6 +1252,8 @@ export interface components {
             createdAt: string;
             /** Format: date-time */
             completedAt: string | null;
+            /** @description What its generations have cost so far */
+            costUsd: number | null;
         };
         Packs: {
             packs: components["schemas"]["Pack"][];
@@ -1309,6 +1349,8 @@ export interface components {
                 filename: string;
                 reason: string;
             }[];
+            /** @description The sum of its training runs' costs */
+            costUsd: number | null;
             userId: string;
         };
         GenerationEventData: {
@@ -1328,6 +1370,8 @@ export interface components {
             input: Record<string, never>;
             /** Format: uuid */
             packRunId: string | null;
+            /** @description Replicate's billed seconds x the hardware's price; null until known */
+            costUsd: number | null;
             userId: string;
         };
         PackRunEventData: {
@@ -1346,6 +1390,8 @@ export interface components {
             createdAt: string;
             /** Format: date-time */
             completedAt: string | null;
+            /** @description What its generations have cost so far */
+            costUsd: number | null;
             userId: string;
         };
     };
@@ -1413,7 +1459,7 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
-        /** @description A limit was reached; Retry-After says when to try again */
+        /** @description A daily limit (quota_exceeded) or the monthly spend cap (spend_limit) was reached; Retry-After says when to try again */
         E429: {
             headers: {
                 [name: string]: unknown;
