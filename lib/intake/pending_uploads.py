@@ -28,6 +28,7 @@ CALLBACK_GRACE_MINUTES = 60
 # Blob's clock (a file's uploadedAt) against PostgreSQL's (a token's validity).
 CLOCK_SLACK_MINUTES = 2
 ROWS_PER_SWEEP = 100
+SWEEP_RECLAIM_MINUTES = 15
 # Blob's suffix: a dash and letters or digits, before an extension (`selfie-Xy7.jpg`). Which
 # dot of `a.b.jpg` it goes before is not documented, so every dot is allowed.
 _RANDOM_SUFFIX = re.compile(r"-[A-Za-z0-9]+(?=\.|$)")
@@ -60,6 +61,11 @@ def record(conn: psycopg.Connection, *, user_id: str, pathname: str, expires_at:
         (user_id, pathname, expires_at),
     ).fetchone()
     return str(row["id"])
+
+
+def forget(conn: psycopg.Connection, pending_id: str) -> None:
+    """A multipart upload is recorded: its row has nothing left to guard."""
+    conn.execute("DELETE FROM pending_uploads WHERE id = %s", (pending_id,))
 
 
 def find(conn: psycopg.Connection, pending_id: str) -> PendingUpload | None:
@@ -103,10 +109,11 @@ def requested_pathnames(stored: str) -> set[str]:
 
 
 def _listing_prefixes(requested: str) -> set[str]:
-    """Where Blob's suffixed copies of `requested` start: the name cut at each dot, plus `-`."""
+    """Where `requested` itself and Blob's suffixed copies of it start: the name, and the name
+    cut at each dot, plus `-`."""
     folder, slash, name = requested.rpartition("/")
     cuts = [i for i, char in enumerate(name) if char == "." and i > 0] + [len(name)]
-    return {f"{folder}{slash}{name[:cut]}-" for cut in cuts}
+    return {requested} | {f"{folder}{slash}{name[:cut]}-" for cut in cuts}
 
 
 def abandon(conn: psycopg.Connection, *, user_id: str, storage: ListableStorage) -> bool:
@@ -130,19 +137,24 @@ def abandon(conn: psycopg.Connection, *, user_id: str, storage: ListableStorage)
 def sweep(conn: psycopg.Connection, *, storage: ListableStorage) -> int:
     """The cron: rows past expiry and grace go, with the unreported files made from their
     pathnames that no live token could still claim; returns how many files were deleted."""
-    with conn.transaction():
-        expired = conn.execute(
-            "DELETE FROM pending_uploads WHERE id IN ("
-            " SELECT id FROM pending_uploads"
-            " WHERE expires_at < now() - make_interval(mins => %s)"
-            " ORDER BY expires_at LIMIT %s FOR UPDATE SKIP LOCKED)"
-            " RETURNING pathname",
-            (CALLBACK_GRACE_MINUTES, ROWS_PER_SWEEP),
-        ).fetchall()
-        deleted = sum(
-            _delete_unclaimed_files(conn, storage, pathname)
-            for pathname in {row["pathname"] for row in expired}
-        )
+    # Claimed first, deleted last: no lock is held while storage answers, and rows whose
+    # sweep died with its function are claimed again later.
+    expired = conn.execute(
+        "UPDATE pending_uploads SET swept_at = now() WHERE id IN ("
+        " SELECT id FROM pending_uploads"
+        " WHERE expires_at < now() - make_interval(mins => %s)"
+        " AND (swept_at IS NULL OR swept_at < now() - make_interval(mins => %s))"
+        " ORDER BY expires_at LIMIT %s FOR UPDATE SKIP LOCKED)"
+        " RETURNING id, pathname",
+        (CALLBACK_GRACE_MINUTES, SWEEP_RECLAIM_MINUTES, ROWS_PER_SWEEP),
+    ).fetchall()
+    deleted = sum(
+        _delete_unclaimed_files(conn, storage, pathname)
+        for pathname in {row["pathname"] for row in expired}
+    )
+    conn.execute(
+        "DELETE FROM pending_uploads WHERE id = ANY(%s)", ([row["id"] for row in expired],)
+    )
     if expired:
         logger.info("pending uploads expired rows=%d files=%d", len(expired), deleted)
     return deleted

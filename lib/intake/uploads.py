@@ -2,6 +2,7 @@
 
 import hashlib
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import PurePath
 
 import psycopg
@@ -9,6 +10,7 @@ import psycopg
 from lib.adapters.storage.base import Storage, StoredObject
 from lib.adapters.storage.keys import user_prefix
 from lib.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from lib.intake import pending_uploads
 from lib.intake.images import ImageInfo, check_images
 from lib.settings import Settings
 from lib.web.http import Request
@@ -20,6 +22,8 @@ EXTENSIONS = {
     "image/heic": ".heic",
 }
 MAX_FILES_PER_REQUEST = 50
+# A multipart upload's pending row outlives the request that stores and records the object.
+PENDING_MINUTES = 5
 _UPLOAD_COLUMNS = (
     "id, url, content_type, size, width, height, faces, face_share, usable, unusable_reason"
 )
@@ -95,8 +99,12 @@ def _store(conn, user_id: str, file: IncomingFile, info: ImageInfo, storage: Sto
     digest = hashlib.sha256(file.data).hexdigest()
     # Named by content: a repeated upload rewrites the same object and meets its own row.
     key = f"{selfies_prefix(user_id)}{digest[:32]}{EXTENSIONS[info.content_type]}"
+    # Written down before any byte is stored: if the upload dies between storing the object
+    # and recording it, deletion and the cron still find the object by its pathname.
+    expires_at = datetime.now(UTC) + timedelta(minutes=PENDING_MINUTES)
+    pending = pending_uploads.record(conn, user_id=user_id, pathname=key, expires_at=expires_at)
     stored = storage.put(key, file.data, info.content_type)
-    return record_upload(
+    upload = record_upload(
         conn,
         user_id=user_id,
         stored=stored,
@@ -105,6 +113,8 @@ def _store(conn, user_id: str, file: IncomingFile, info: ImageInfo, storage: Sto
         sha256=digest,
         backend=storage.backend,
     )
+    pending_uploads.forget(conn, pending)
+    return upload
 
 
 def record_upload(

@@ -2,6 +2,7 @@
 
 import hashlib
 import sys
+import uuid
 
 import httpx
 import pytest
@@ -112,3 +113,14 @@ def test_s3_without_boto3_installed_says_to_add_it(s3_env, monkeypatch):
 
     with pytest.raises(ConfigError, match=r"add boto3 to requirements\.txt"):
         storage.put("t/x.bin", b"x", "application/octet-stream")
+
+
+def test_listing_a_prefix_finds_exactly_the_objects_under_it(storage):
+    folder = f"tests/list-{uuid.uuid4().hex[:8]}"
+    for name in ("selfie.jpg", "selfie-Ab3.jpg", "other.jpg"):
+        storage.put(f"{folder}/{name}", b"x", "image/jpeg")
+
+    listed = storage.list_uploads(f"{folder}/selfie")
+
+    assert sorted(key for key, _ in listed) == [f"{folder}/selfie-Ab3.jpg", f"{folder}/selfie.jpg"]
+    assert all(stored.tzinfo is not None for _, stored in listed)

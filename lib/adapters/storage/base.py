@@ -9,6 +9,7 @@ import logging
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
+from datetime import datetime
 from itertools import chain
 from typing import IO, Protocol
 
@@ -49,6 +50,10 @@ class Storage(Protocol):
 
     def stream(self, key: str) -> Iterator[bytes]:
         """The object in chunks (404 object_missing when absent)."""
+        ...
+
+    def list_uploads(self, prefix: str) -> list[tuple[str, datetime]]:
+        """(key, time stored) of each object whose key starts with `prefix`."""
         ...
 
     def delete(self, keys: list[str]) -> None:

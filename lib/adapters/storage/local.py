@@ -2,6 +2,7 @@
 
 import hashlib
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
@@ -51,6 +52,18 @@ class LocalStorage:
     def delete(self, keys: list[str]) -> None:
         for key in keys:
             self._path(key).unlink(missing_ok=True)
+
+    def list_uploads(self, prefix: str) -> list[tuple[str, datetime]]:
+        """(key, time written) of each file whose key starts with `prefix`."""
+        folder = self._path(prefix.rpartition("/")[0] or ".")
+        if not folder.is_dir():
+            return []
+        root = self.root.resolve()
+        return [
+            (key, datetime.fromtimestamp(path.stat().st_mtime, UTC))
+            for path in folder.iterdir()
+            if path.is_file() and (key := path.relative_to(root).as_posix()).startswith(prefix)
+        ]
 
     def _path(self, key: str) -> Path:
         path = (self.root / key).resolve()

@@ -8,6 +8,7 @@ import hashlib
 import logging
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -113,6 +114,18 @@ class S3Storage:
                 self.client.delete_objects(
                     Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}
                 )
+
+    def list_uploads(self, prefix: str) -> list[tuple[str, datetime]]:
+        """(key, time written) of each object whose key starts with `prefix`."""
+        with self._errors():
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=prefix
+            )
+            return [
+                (item["Key"], item["LastModified"])
+                for page in pages
+                for item in page.get("Contents", [])
+            ]
 
     def url(self, key: str) -> str:
         """Where a browser or Replicate can fetch the object."""
