@@ -8,6 +8,7 @@ from functools import cache
 from pathlib import Path
 
 import httpx
+import psycopg
 
 from dev.samples import selfie
 from dev.server import OPENAPI_DOCUMENT
@@ -171,3 +172,12 @@ def eventually(probe, timeout=15):
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
     return answer
+
+
+def server_connection_url(database_url: str) -> str:
+    """A URL to another database of the same server, from which the suite's database can be
+    locked out: `postgres`, or `template1` when the suite runs in `postgres` itself (as on the
+    embedded server)."""
+    suite = psycopg.conninfo.conninfo_to_dict(database_url).get("dbname")
+    other = "template1" if suite == "postgres" else "postgres"
+    return psycopg.conninfo.make_conninfo(database_url, dbname=other)

@@ -14,6 +14,7 @@ import pytest
 
 from lib.adapters.database import CHECK_AFTER_IDLE_SECONDS, POOL_WAIT_SECONDS
 from lib.settings import get_settings
+from tests.helpers import server_connection_url
 
 MARGIN = 1.5
 OUTAGE_SECONDS = 3.5
@@ -22,8 +23,8 @@ OUTAGE_SECONDS = 3.5
 @contextmanager
 def database_locked_out(db):
     """The suite's database refuses new connections and loses its open ones (as a restart
-    does), from a connection to the server's `postgres` database; let back in on exit."""
-    url = psycopg.conninfo.make_conninfo(get_settings().database_url, dbname="postgres")
+    does), from a connection to another database of the server; let back in on exit."""
+    url = server_connection_url(get_settings().database_url)
     name = db.info.dbname
     with psycopg.connect(url, autocommit=True) as server:
         server.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')

@@ -11,7 +11,7 @@ from lib.adapters.clients import get_storage
 from lib.errors import NotFound
 from lib.settings import get_settings
 from tests.api.test_orphans import created_upstream
-from tests.helpers import upload_selfies
+from tests.helpers import server_connection_url, upload_selfies
 
 CRON_SECRET = "cron-secret-for-tests-0123456789"
 # ensure_model (POST /v1/models) is held this long; the database connection dies meanwhile.
@@ -28,8 +28,8 @@ def kill_connections(db) -> None:
 
 @contextmanager
 def admin(db):
-    """A connection to the server's `postgres` database, to lock the suite's one out."""
-    url = psycopg.conninfo.make_conninfo(get_settings().database_url, dbname="postgres")
+    """A connection to another database of the server, to lock the suite's one out."""
+    url = server_connection_url(get_settings().database_url)
     with psycopg.connect(url, autocommit=True) as conn:
         yield conn, db.info.dbname
 
