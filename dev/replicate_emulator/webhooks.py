@@ -19,7 +19,7 @@ from dev.replicate_emulator.protocol import Delivery, _Job, _Message
 
 def _encode(payload: Any) -> bytes:
     """JSON as Replicate sends it: UTF-8, with text that UTF-8 cannot hold (a lone surrogate
-    set by set_fields) escaped as `\\udXXX`."""
+    set by set_fields) escaped as JSON escapes (`\\ud800`)."""
     try:
         return json.dumps(payload, ensure_ascii=False).encode()
     except UnicodeEncodeError:
