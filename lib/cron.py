@@ -19,7 +19,7 @@ from lib.app_events import delivery, outbox
 from lib.errors import ApiError
 from lib.intake import pending_uploads
 from lib.settings import Settings
-from lib.sync import generations, orphans, polling, weights
+from lib.sync import generations, orphans, polling, upstream, weights
 from lib.sync.statuses import STATUS_RANK, TERMINAL_RANK
 from lib.sync.training_runs import end_run
 
@@ -142,12 +142,12 @@ def _settle_orphans(
     for run_id, training in trainings:
         outcome, _ = orphans.apply_training(conn, training, run_id=run_id)
         if outcome == "cancel":
-            orphans.cancel(replicate, training["id"], kind="training")
+            upstream.cancel_quietly(replicate, training["id"], kind="training")
         outcomes[outcome] += 1
     for generation, prediction in predictions:
         outcome, copy = orphans.apply_prediction(conn, generation, prediction)
         if outcome == "cancel":
-            orphans.cancel(replicate, prediction["id"], kind="prediction")
+            upstream.cancel_quietly(replicate, prediction["id"], kind="prediction")
         if copy:
             generations.copy_outputs(conn, copy, replicate=replicate, storage=storage)
         outcomes[outcome] += 1

@@ -5,7 +5,7 @@ from lib.adapters.clients import Clients
 from lib.adapters.signatures import verify_replicate
 from lib.app_events.sender import send_due_events
 from lib.settings import get_settings
-from lib.sync import webhooks
+from lib.sync import snapshots, webhooks
 from lib.web.http import Request, Response, endpoint, json_response
 
 # Deliveries carry the whole log, which grows to a few MB over a long training.
@@ -18,7 +18,7 @@ def replicate_webhook(request: Request) -> Response:
     body = request.get_data()
     clients = Clients(settings)
     webhook_id = verify_replicate(request.headers, body, settings=settings, clients=clients)
-    payload = webhooks.parse_payload(body)
+    payload = snapshots.from_webhook(body)  # 400 unless a readable Replicate object
     with database.connect(settings) as conn:
         delivery = webhooks.record_webhook(
             conn,

@@ -19,8 +19,8 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from lib.errors import ApiError, BadRequest
-from lib.sync import generations, snapshots, training_runs, upstream
+from lib.errors import BadRequest
+from lib.sync import generations, snapshots, training_runs
 from lib.sync.polling import POLLED_TABLES
 
 if TYPE_CHECKING:  # pulls in httpx; the webhook function must not pay for it
@@ -88,18 +88,6 @@ def apply_prediction(
         generation = generations.find_generation(conn, snapshot["id"], None)
         return outcome, generations.apply_prediction(conn, generation, snapshot)[1]
     return outcome, None
-
-
-def cancel(replicate: "Replicate", object_id: str, *, kind: str) -> None:
-    """Cancel an orphan training or prediction upstream so it stops billing; a failure is only
-    logged (the cron lists recent ones and tries again)."""
-    if kind == "training":
-        upstream.cancel_quietly(replicate, object_id)
-        return
-    try:
-        replicate.cancel_prediction(object_id)
-    except ApiError as error:
-        logger.warning("orphan not canceled prediction=%s code=%s", object_id, error.code)
 
 
 def _settle_training(conn: psycopg.Connection, snapshot: dict[str, Any], run_id: Any) -> str:

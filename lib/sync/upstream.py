@@ -1,4 +1,4 @@
-"""Stopping work on Replicate: the one way a training is canceled upstream."""
+"""Stopping work on Replicate: the one way a training or a prediction is canceled upstream."""
 
 import logging
 from typing import TYPE_CHECKING, Any
@@ -22,9 +22,13 @@ def cancel_training(replicate: "Replicate", training_id: str) -> dict[str, Any] 
         return None
 
 
-def cancel_quietly(replicate: "Replicate", training_id: str) -> None:
-    """Cancel a training we gave up on, so it never bills; a failure is only logged."""
+def cancel_quietly(replicate: "Replicate", object_id: str, *, kind: str = "training") -> None:
+    """Cancel a training or prediction we gave up on, so it stops billing; a failure is only
+    logged (the cron lists recent ones and tries again)."""
     try:
-        cancel_training(replicate, training_id)
+        if kind == "training":
+            cancel_training(replicate, object_id)
+        else:
+            replicate.cancel_prediction(object_id)
     except ApiError as error:
-        logger.warning("cancel failed training=%s code=%s", training_id, error.code)
+        logger.warning("cancel failed %s=%s code=%s", kind, object_id, error.code)

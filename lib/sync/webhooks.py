@@ -9,7 +9,7 @@ import psycopg
 from lib.adapters import database
 from lib.errors import ApiError
 from lib.settings import Settings
-from lib.sync import generations, orphans, snapshots, training_runs, weights
+from lib.sync import generations, orphans, training_runs, upstream, weights
 
 if TYPE_CHECKING:
     from lib.adapters.clients import Clients
@@ -29,12 +29,6 @@ class Delivery:
     @property
     def has_follow_up(self) -> bool:
         return self.copy is not None or self.trained or self.orphan is not None
-
-
-def parse_payload(body: bytes) -> dict[str, Any]:
-    """A webhook body (already verified) as a snapshot of a training or a prediction, safe for
-    every rule and column below (lib/sync/snapshots.py)."""
-    return snapshots.from_webhook(body)
 
 
 def record_webhook(
@@ -93,7 +87,7 @@ def _follow_up(conn: psycopg.Connection, delivery: Delivery, clients: "Clients")
             weights.archive_next(conn, replicate=clients.replicate, storage=clients.storage)
         if delivery.orphan:
             kind, object_id = delivery.orphan
-            orphans.cancel(clients.replicate, object_id, kind=kind)
+            upstream.cancel_quietly(clients.replicate, object_id, kind=kind)
     except ApiError as error:
         logger.warning("webhook follow-up failed code=%s", error.code)
 

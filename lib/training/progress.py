@@ -10,7 +10,7 @@ from lib.accounts import user_models
 from lib.adapters.clients import Clients
 from lib.errors import ApiError
 from lib.settings import Settings
-from lib.sync import orphans, polling
+from lib.sync import orphans, polling, upstream
 from lib.sync.statuses import TERMINAL_RANK
 
 logger = logging.getLogger(__name__)
@@ -85,4 +85,4 @@ def _look_for_orphan(conn: psycopg.Connection, run_id: str, clients: Clients) ->
         logger.warning("orphan search failed run=%s code=%s", run_id, error.code)
         return
     if training and orphans.apply_training(conn, training, run_id=run_id)[0] == "cancel":
-        orphans.cancel(replicate, training["id"], kind="training")
+        upstream.cancel_quietly(replicate, training["id"])
